@@ -1,0 +1,50 @@
+"""fgraph: functional, immutable computation graphs with reverse-mode autodiff on NumPy.
+
+Build a graph from named nodes, then evaluate and differentiate it with pure
+functions of a parameter dictionary and a data dictionary::
+
+    import fgraph as fg
+    x, y = fg.input("x", (400,)), fg.input("y")
+    w, b = fg.param("w", (400,)), fg.param("b")
+    pred = fg.vector_scalar_affine(x, w, b)
+    J = fg.add(fg.squared_l2_distance(pred, y), fg.l2_norm_penalty(w, 1.0))
+    g = fg.graph(prediction=pred, objective=J)
+    value, grads = fg.value_and_grad(g)(params, {"x": X, "y": Y})
+"""
+
+from fgraph.autodiff import backward, forward, grad, merge_grads, value_and_grad
+from fgraph.check import check_grads, check_op
+from fgraph.errors import GraphError, NameMismatchError, ShapeError
+from fgraph.graph import Graph, Node, graph, input, param
+from fgraph.ops import (
+    Primitive,
+    add,
+    affine,
+    apply,
+    l2_norm_penalty,
+    log_softmax,
+    matmul,
+    mean,
+    mul,
+    nll,
+    relu,
+    scale,
+    sigmoid,
+    softmax,
+    softmax_cross_entropy,
+    squared_l2_distance,
+    sub,
+    sum,
+    tanh,
+    vector_scalar_affine,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
+    "add", "affine", "apply", "backward", "check_grads", "check_op", "forward", "grad",
+    "graph", "input", "l2_norm_penalty", "log_softmax", "matmul", "mean", "merge_grads",
+    "mul", "nll", "param", "relu", "scale", "sigmoid", "softmax", "softmax_cross_entropy",
+    "squared_l2_distance", "sub", "sum", "tanh", "value_and_grad", "vector_scalar_affine",
+]

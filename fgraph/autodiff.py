@@ -1,0 +1,160 @@
+"""Evaluation and reverse-mode differentiation: pure functions of (params, data).
+
+::
+
+    values = forward(g, params, data)                   # every output
+    value, grads = value_and_grad(g, "objective")(params, data)
+    grads = grad(g)(params, data)
+    grads = backward(g, params, data, output="prediction", cotangent=u)   # a VJP
+
+Every call validates its params and data (names, shapes, batch axis, finite
+values, labels), evaluates the compiled program of the graph (see
+:mod:`fgraph.program`) and returns new or read-only arrays: nothing a caller
+passes in is mutated and nothing returned aliases anything else.
+
+Gradients have a key for every param of the graph (or every name in
+``wrt``), each the shape of its param; a param that does not reach the
+output gets zeros. A param used in several places gets the sum of the
+contributions of its uses (see :func:`merge_grads`).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Mapping
+from functools import reduce
+
+import numpy as np
+import toolz
+
+from fgraph import validate
+from fgraph.errors import GraphError, ShapeError
+from fgraph.graph import Graph
+from fgraph.program import ONE, Program, compile_forward, compile_output, run_forward, run_value_and_grad
+
+
+def frozen(value):
+    """A read-only float64 view of ``value`` (a 0-d result becomes a NumPy scalar).
+
+    The caller's arrays are never flagged: only a new view is.
+    """
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.float64(arr)
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+def merge_grads(*grads: Mapping) -> dict:
+    """Combine gradient dictionaries by adding the values of shared keys.
+
+    This is how contributions of a parameter used several times combine:
+    ``merge_grads({"w": a}, {"w": b, "b": c}) == {"w": a + b, "b": c}``.
+    """
+    return toolz.merge_with(lambda terms: reduce(operator.add, terms), *grads)
+
+
+def _check_graph(g) -> None:
+    if not isinstance(g, Graph):
+        raise TypeError(f"expected an fgraph Graph (from fgraph.graph(...)), got {type(g).__name__}")
+
+
+def _program(g: Graph, output: str, wrt) -> Program:
+    _check_graph(g)
+    if not isinstance(output, str):
+        raise TypeError(f"output must be an output name (str), got {output!r}")
+    if wrt is None:
+        if output not in g.programs:
+            raise GraphError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
+        return g.programs[output]
+    if isinstance(wrt, str):
+        wrt = (wrt,)
+    return compile_output(g, output, wrt)
+
+
+def _inputs_for(g: Graph, program: Program, params, data):
+    p = validate.params(g, params, program.param_names)
+    d, batch = validate.data(g, data, program.input_names)
+    return p, d, batch
+
+
+def forward(g: Graph, params: Mapping, data: Mapping | None = None, outputs: Iterable[str] | str | None = None) -> dict:
+    """Evaluate the graph: ``{output name: value}`` for every requested output.
+
+    A call needs every param and input that the requested outputs depend on
+    (a prediction needs no ``y``); a name the graph does not have is an
+    error; a name the graph has but these outputs do not need is ignored.
+    """
+    _check_graph(g)
+    names = list(g.outputs) if outputs is None else [outputs] if isinstance(outputs, str) else list(outputs)
+    unknown = [k for k in names if k not in g.outputs]
+    if unknown or not names:
+        raise GraphError(f"unknown outputs {unknown}; the graph's outputs are {list(g.outputs)}")
+    nodes = [g.outputs[k].name for k in names]
+    if len(names) == 1:
+        prog = g.programs[names[0]]
+        p_slots, i_slots, steps = prog.params, prog.inputs, prog.forward_steps
+    else:
+        p_slots, i_slots, steps = compile_forward(g, nodes)
+    p = validate.params(g, params, frozenset(n for _, n in p_slots))
+    d, _ = validate.data(g, data, frozenset(n for _, n in i_slots))
+    values = run_forward(len(g.nodes), p_slots, i_slots, steps, p, d)
+    return {k: frozen(values[g.slots[n]]) for k, n in zip(names, nodes)}
+
+
+def _check_scalar(g: Graph, output: str) -> None:
+    node = g.outputs.get(output)
+    if node is not None and (node.shape != () or node.batched):
+        raise ShapeError(
+            f"output {output!r} is not a scalar (per-example shape {node.shape}"
+            f"{', batched' if node.batched else ''}); use backward(..., cotangent=...) for a VJP"
+        )
+
+
+def value_and_grad(g: Graph, output: str = "objective", wrt=None):
+    """Return ``f(params, data) -> (value, grads)`` for a scalar output.
+
+    ``grads`` maps every param (or every name in ``wrt``, which may include
+    data inputs) to ∂output/∂name. The program is compiled here, once.
+    """
+    program = _program(g, output, wrt)
+    _check_scalar(g, output)
+
+    def value_and_grad_fn(params: Mapping, data: Mapping | None = None):
+        p, d, _ = _inputs_for(g, program, params, data)
+        value, grads = run_value_and_grad(program, p, d)
+        return frozen(value), {k: frozen(v) for k, v in grads.items()}
+
+    value_and_grad_fn.__doc__ = f"(value, gradients) of output {output!r} of {g!r}."
+    return value_and_grad_fn
+
+
+def grad(g: Graph, output: str = "objective", wrt=None):
+    """Return ``f(params, data) -> grads``: :func:`value_and_grad` without the value."""
+    f = value_and_grad(g, output, wrt)
+    return lambda params, data=None: f(params, data)[1]
+
+
+def backward(g: Graph, params: Mapping, data: Mapping | None = None, output: str = "objective", cotangent=None, wrt=None) -> dict:
+    """The vector-Jacobian product ``cotangentᵀ ∂output/∂name`` for every param (or ``wrt``).
+
+    ``cotangent`` has the shape of the output's value (with the batch axis
+    when the output carries it); it defaults to 1 for a scalar output, where
+    the result is the gradient.
+    """
+    program = _program(g, output, wrt)
+    p, d, batch = _inputs_for(g, program, params, data)
+    node = g.outputs[output]
+    shape = ((batch,) if node.batched and batch is not None else ()) + node.shape
+    if cotangent is None:
+        if shape != ():
+            raise ShapeError(f"output {output!r} has shape {shape}: backward needs a cotangent of that shape")
+        cotangent = ONE
+    else:
+        cotangent = validate.as_float_array(cotangent, "cotangent")
+        if cotangent.shape != shape:
+            raise ShapeError(f"the cotangent has shape {cotangent.shape}; output {output!r} has shape {shape}")
+        validate.check_finite(cotangent, "cotangent")
+    _, grads = run_value_and_grad(program, p, d, cotangent)
+    return {k: frozen(v) for k, v in grads.items()}

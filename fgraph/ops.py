@@ -1,0 +1,588 @@
+r"""Primitives and the functions that build nodes from them.
+
+A :class:`Primitive` is one forward rule, one vector-Jacobian product (VJP)
+per argument and one shape rule. The evaluator knows nothing about any
+particular primitive, so adding one never touches it::
+
+    cube = Primitive(
+        name="cube",
+        forward=lambda a: a ** 3,
+        vjps=(lambda g, out, a: 3 * g * a * a,),
+        shape=same_shape,
+    )
+    node = apply(cube, x)
+
+Rules see arrays that may carry one leading batch axis (see DESIGN: batch
+convention). A VJP returns the cotangent of its argument either in the
+argument's shape or in the broadcast shape of the output; the evaluator sums
+away the extra axes (:func:`fgraph.program.sum_to_shape`) wherever shapes
+say it may be needed. Static arguments (``l2_reg``, the ``c`` of ``scale``)
+live in the node's config and reach the rules as keyword arguments.
+
+Conventions at kinks: ``relu`` has derivative 0 at 0. ``nll`` of a
+probability of exactly 0 is ``inf`` (with a :class:`ZeroProbabilityWarning`);
+use :func:`softmax_cross_entropy` on logits, which is finite for every finite
+input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from types import MappingProxyType
+from typing import Callable
+
+import attrs
+import numpy as np
+
+from fgraph.errors import GraphError, ShapeError
+from fgraph.graph import Node, check_name
+
+
+class ZeroProbabilityWarning(RuntimeWarning):
+    """``nll`` met a probability of exactly 0 for the true class: the loss is inf."""
+
+
+@attrs.frozen(eq=False)
+class Primitive:
+    """A differentiable operation.
+
+    - ``forward(*args, **config) -> out``
+    - ``vjps[i](g, out, *args, **config) -> cotangent of args[i]`` (``None``
+      for an argument that is not differentiable, such as integer labels)
+    - ``shape(*per_example_shapes, **config) -> per-example output shape``,
+      raising ``ShapeError`` with a message when the shapes do not fit.
+    - ``reduces_batch``: the output has no batch axis (losses, ``sum``).
+    - ``unbatched_args``: arguments that must not carry the batch axis
+      (the weights of an affine map).
+    - ``label_arg``: the argument holding integer class labels, whose number
+      of classes is the last axis of argument 0.
+    - ``broadcasts``: arguments broadcast against each other element-wise;
+      a batched argument must then have the output's rank, so that its
+      batch axis lines up with the others'.
+    """
+
+    name: str
+    forward: Callable
+    vjps: tuple
+    shape: Callable
+    reduces_batch: bool = False
+    unbatched_args: tuple = ()
+    label_arg: int | None = None
+    broadcasts: bool = False
+
+
+def _structural_name(prim: Primitive, inputs, config) -> str:
+    """A deterministic name from the op, its inputs' names and its config.
+
+    Equal structure gives an equal name, so repeated subexpressions are
+    evaluated once; no counter, hence no global state.
+    """
+    key = repr((prim.name, tuple(n.name for n in inputs), sorted(config.items())))
+    return f"{prim.name}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def apply(prim: Primitive, *inputs: Node, name: str | None = None, **config) -> Node:
+    """Build the node ``prim(*inputs)``, checking shapes now, not at run time."""
+    label = f"{prim.name}" + (f" node {name!r}" if name is not None else "")
+    if name is not None:
+        check_name(name)
+    if len(inputs) != len(prim.vjps):
+        raise TypeError(f"{label} takes {len(prim.vjps)} nodes, got {len(inputs)}")
+    for i, node in enumerate(inputs):
+        if not isinstance(node, Node):
+            raise TypeError(
+                f"{label}: argument {i} must be a Node (from fgraph.input, fgraph.param"
+                f" or an op), got {type(node).__name__}"
+            )
+    described = ", ".join(f"{n.name!r} {n.shape}" for n in inputs)
+    try:
+        shape = tuple(prim.shape(*(n.shape for n in inputs), **config))
+    except ShapeError as e:
+        raise ShapeError(f"{label}: {e} (inputs: {described})") from None
+    for i in prim.unbatched_args:
+        if inputs[i].batched:
+            raise ShapeError(
+                f"{label}: argument {i} ({inputs[i].name!r}) depends on data and would carry"
+                f" the batch axis; it must be a parameter or computed from parameters only"
+            )
+    if prim.label_arg is not None and inputs[prim.label_arg].role != "input":
+        raise GraphError(f"{label}: the labels ({inputs[prim.label_arg].name!r}) must be a data input")
+    batched = not prim.reduces_batch and any(n.batched for n in inputs)
+    if batched and prim.broadcasts:
+        for n in inputs:
+            if n.batched and len(n.shape) != len(shape):
+                raise ShapeError(
+                    f"{label}: {n.name!r} has per-example shape {n.shape} and carries the batch"
+                    f" axis, so it cannot broadcast to the output shape {shape}"
+                )
+    return Node(
+        name=name if name is not None else _structural_name(prim, inputs, config),
+        role="op",
+        op=prim,
+        inputs=tuple(inputs),
+        shape=shape,
+        config=MappingProxyType(dict(config)),
+        batched=batched,
+        auto_name=name is None,
+    )
+
+
+# ---------------------------------------------------------------- shape rules
+
+
+def same_shape(a: tuple, **_) -> tuple:
+    """Shape rule of element-wise unary ops: the output has the input's shape."""
+    return a
+
+
+def broadcast_shape(a: tuple, b: tuple, **_) -> tuple:
+    """Shape rule of element-wise binary ops: NumPy broadcasting."""
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ShapeError(f"shapes {a} and {b} do not broadcast") from None
+
+
+def _equal_shapes(a: tuple, b: tuple, **_) -> tuple:
+    # Strictly equal, so the classic (n, 1) - (n,) -> (n, n) mistake cannot happen.
+    if a != b:
+        raise ShapeError(f"the two arguments must have the same shape, got {a} and {b}")
+    return ()
+
+
+def _vector_scalar_affine_shape(x, w, b, **_):
+    if len(x) != 1 or w != x or b != ():
+        raise ShapeError(f"needs x (d,), w (d,), b (); got x {x}, w {w}, b {b}")
+    return ()
+
+
+def _affine_shape(W, x, b, **_):
+    if len(W) != 2 or x != W[1:] or b != W[:1]:
+        raise ShapeError(f"needs W (m, d), x (d,), b (m,); got W {W}, x {x}, b {b}")
+    return W[:1]
+
+
+def _last_axis_shape(z, **_):
+    if len(z) < 1:
+        raise ShapeError(f"needs at least one axis (the classes), got {z}")
+    return z
+
+
+def _label_shape(p, y, **_):
+    if len(p) != 1 or y != ():
+        raise ShapeError(f"needs scores (k,) and a label (); got {p} and {y}")
+    return ()
+
+
+def _matmul_shape(a, b, **_):
+    if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2) or a[-1] != b[0]:
+        raise ShapeError(f"needs (m, k) or (k,) times (k, n) or (k,); got {a} and {b}")
+    return a[:-1] + b[1:]
+
+
+def _scalar_shape(a, **_):
+    return ()
+
+
+# ----------------------------------------------------------- forward and VJPs
+
+
+def _examples(d, ndim: int):
+    """Number of examples in ``d``: its batch size, or 1 without a batch axis."""
+    return d.shape[0] if d.ndim > ndim else 1
+
+
+def _vsa_grad_w(g, out, x, w, b):
+    return np.dot(g, x)  # g () and x (d,) -> g x; g (B,) and x (B, d) -> sum over B
+
+
+def _affine_grad_W(g, out, W, x, b):
+    return np.multiply.outer(g, x) if g.ndim == 1 else g.T.dot(x)
+
+
+def _affine_grad_b(g, out, W, x, b):
+    return g if g.ndim == 1 else g.sum(0)
+
+
+def _sqdist_forward(a, b, ndim):
+    d = a - b
+    return np.vdot(d, d) / _examples(d, ndim)
+
+
+def _sqdist_grad(sign):
+    def vjp(g, out, a, b, ndim):
+        d = a - b
+        return (sign * 2 * g / _examples(d, ndim)) * d
+
+    return vjp
+
+
+def _shift(z):
+    return z - z.max(axis=-1, keepdims=True)
+
+
+def _softmax(z):
+    e = np.exp(_shift(z))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax(z):
+    s = _shift(z)
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+def _picked(p, y):
+    """``p[y]`` per example: the score of each example's label."""
+    return p[y] if p.ndim == 1 else p[np.arange(p.shape[0]), y]
+
+
+def _nll_forward(p, y):
+    py = _picked(p, y)
+    if py.min() > 0:
+        return -np.log(py).mean()
+    warnings.warn(
+        "nll: the probability of the true class is exactly 0, so the loss is inf;"
+        " use softmax_cross_entropy on logits for a finite, stable loss",
+        ZeroProbabilityWarning,
+        stacklevel=2,
+    )
+    with np.errstate(divide="ignore"):
+        return -np.log(py).mean()
+
+
+def _nll_grad_p(g, out, p, y):
+    grad = np.zeros_like(p)
+    rows = y if p.ndim == 1 else (np.arange(p.shape[0]), y)
+    with np.errstate(divide="ignore"):
+        grad[rows] = -(g / _examples(p, 1)) / _picked(p, y)
+    return grad
+
+
+def _sce_forward(z, y):
+    s = _shift(z)
+    lse = np.log(np.exp(s).sum(axis=-1))
+    return (lse - _picked(s, y)).mean()
+
+
+def _sce_grad_z(g, out, z, y):
+    grad = _softmax(z)
+    rows = y if z.ndim == 1 else (np.arange(z.shape[0]), y)
+    grad[rows] -= 1.0
+    return grad * (g / _examples(z, 1))
+
+
+def _matmul_forward(a, b, a_vec, b_vec):
+    out = np.matmul(a[..., None, :] if a_vec else a, b[..., None] if b_vec else b)
+    return _squeeze(out, a_vec, b_vec)
+
+
+def _squeeze(out, a_vec, b_vec):
+    if a_vec and b_vec:
+        return out[..., 0, 0]
+    if a_vec:
+        return out[..., 0, :]
+    if b_vec:
+        return out[..., 0]
+    return out
+
+
+def _matmul_grads(g, a, b, a_vec, b_vec):
+    """Cotangents of a @ b in their matrix forms: g b^T and a^T g."""
+    A = a[..., None, :] if a_vec else a
+    Bm = b[..., None] if b_vec else b
+    G = g
+    if b_vec:
+        G = G[..., None]
+    if a_vec:
+        G = G[..., None, :]
+    return np.matmul(G, np.swapaxes(Bm, -1, -2)), np.matmul(np.swapaxes(A, -1, -2), G)
+
+
+def _matmul_grad_a(g, out, a, b, a_vec, b_vec):
+    ga = _matmul_grads(g, a, b, a_vec, b_vec)[0]
+    return ga[..., 0, :] if a_vec else ga
+
+
+def _matmul_grad_b(g, out, a, b, a_vec, b_vec):
+    gb = _matmul_grads(g, a, b, a_vec, b_vec)[1]
+    return gb[..., 0] if b_vec else gb
+
+
+def _sigmoid(a):
+    # 1 / (1 + exp(-a)) overflows in exp for a < -709; the tanh form never does.
+    return 0.5 + 0.5 * np.tanh(0.5 * a)
+
+
+# ----------------------------------------------------------------- registry
+
+VECTOR_SCALAR_AFFINE = Primitive(
+    "vector_scalar_affine",
+    forward=lambda x, w, b: x.dot(w) + b,
+    vjps=(
+        lambda g, out, x, w, b: np.multiply.outer(g, w),
+        _vsa_grad_w,
+        lambda g, out, x, w, b: g.sum(),
+    ),
+    shape=_vector_scalar_affine_shape,
+    unbatched_args=(1, 2),
+)
+AFFINE = Primitive(
+    "affine",
+    forward=lambda W, x, b: x.dot(W.T) + b,
+    vjps=(_affine_grad_W, lambda g, out, W, x, b: g.dot(W), _affine_grad_b),
+    shape=_affine_shape,
+    unbatched_args=(0, 2),
+)
+TANH = Primitive(
+    "tanh",
+    forward=np.tanh,
+    vjps=(lambda g, out, a: g * (1 - out * out),),  # tanh' = 1 - tanh^2, from the stored output
+    shape=same_shape,
+)
+RELU = Primitive(
+    "relu",
+    forward=lambda a: np.maximum(a, 0.0),
+    vjps=(lambda g, out, a: g * (a > 0),),  # derivative 0 at the kink a = 0
+    shape=same_shape,
+)
+SIGMOID = Primitive(
+    "sigmoid",
+    forward=_sigmoid,
+    vjps=(lambda g, out, a: g * out * (1 - out),),
+    shape=same_shape,
+)
+ADD = Primitive(
+    "add",
+    forward=lambda a, b: a + b,
+    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
+    shape=broadcast_shape,
+    broadcasts=True,
+)
+SUB = Primitive(
+    "sub",
+    forward=lambda a, b: a - b,
+    vjps=(lambda g, out, a, b: g, lambda g, out, a, b: -g),
+    shape=broadcast_shape,
+    broadcasts=True,
+)
+MUL = Primitive(
+    "mul",
+    forward=lambda a, b: a * b,
+    vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+    shape=broadcast_shape,
+    broadcasts=True,
+)
+SCALE = Primitive(
+    "scale",
+    forward=lambda a, c: c * a,
+    vjps=(lambda g, out, a, c: c * g,),
+    shape=same_shape,
+)
+MATMUL = Primitive(
+    "matmul",
+    forward=_matmul_forward,
+    vjps=(_matmul_grad_a, _matmul_grad_b),
+    shape=_matmul_shape,
+)
+SUM = Primitive(
+    "sum",
+    forward=lambda a: a.sum(),
+    vjps=(lambda g, out, a: np.full(a.shape, g),),
+    shape=_scalar_shape,
+    reduces_batch=True,
+)
+MEAN = Primitive(
+    "mean",
+    forward=lambda a: a.mean(),
+    vjps=(lambda g, out, a: np.full(a.shape, g / a.size),),
+    shape=_scalar_shape,
+    reduces_batch=True,
+)
+SOFTMAX = Primitive(
+    "softmax",
+    forward=_softmax,
+    vjps=(lambda g, out, z: out * (g - (g * out).sum(axis=-1, keepdims=True)),),
+    shape=_last_axis_shape,
+)
+LOG_SOFTMAX = Primitive(
+    "log_softmax",
+    forward=_log_softmax,
+    vjps=(lambda g, out, z: g - np.exp(out) * g.sum(axis=-1, keepdims=True),),
+    shape=_last_axis_shape,
+)
+SQUARED_L2_DISTANCE = Primitive(
+    "squared_l2_distance",
+    forward=_sqdist_forward,
+    vjps=(_sqdist_grad(1), _sqdist_grad(-1)),
+    shape=_equal_shapes,
+    reduces_batch=True,
+)
+L2_NORM_PENALTY = Primitive(
+    "l2_norm_penalty",
+    forward=lambda w, l2_reg: l2_reg * np.vdot(w, w),
+    vjps=(lambda g, out, w, l2_reg: (2 * l2_reg * g) * w,),
+    shape=_scalar_shape,
+    reduces_batch=True,
+    unbatched_args=(0,),
+)
+NLL = Primitive(
+    "nll",
+    forward=_nll_forward,
+    vjps=(_nll_grad_p, None),
+    shape=_label_shape,
+    reduces_batch=True,
+    label_arg=1,
+)
+SOFTMAX_CROSS_ENTROPY = Primitive(
+    "softmax_cross_entropy",
+    forward=_sce_forward,
+    vjps=(_sce_grad_z, None),
+    shape=_label_shape,
+    reduces_batch=True,
+    label_arg=1,
+)
+
+PRIMITIVES = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            VECTOR_SCALAR_AFFINE, AFFINE, TANH, RELU, SIGMOID, ADD, SUB, MUL, SCALE,
+            MATMUL, SUM, MEAN, SOFTMAX, LOG_SOFTMAX, SQUARED_L2_DISTANCE,
+            L2_NORM_PENALTY, NLL, SOFTMAX_CROSS_ENTROPY,
+        )
+    }
+)
+
+
+# ----------------------------------------------------------------- builders
+
+
+def _constant(value, what: str, nonnegative: bool = False) -> float:
+    try:
+        c = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a real number, got {value!r}") from None
+    if not math.isfinite(c) or (nonnegative and c < 0):
+        raise ValueError(f"{what} must be a finite{' non-negative' if nonnegative else ''} number, got {value!r}")
+    return c
+
+
+def vector_scalar_affine(x: Node, w: Node, b: Node, *, name=None) -> Node:
+    """x·w + b for x (d,), w (d,), b () -> ()  (the assignment's VectorScalarAffineNode).
+
+    VJPs: ∂/∂x = g w, ∂/∂w = g x (summed over the batch), ∂/∂b = g.
+    """
+    return apply(VECTOR_SCALAR_AFFINE, x, w, b, name=name)
+
+
+def affine(W: Node, x: Node, b: Node, *, name=None) -> Node:
+    """W x + b for W (m, d), x (d,), b (m,) -> (m,)  (the AffineNode).
+
+    VJPs: ∂J/∂W = (∂J/∂y) xᵀ (outer product; summed over the batch),
+    ∂J/∂x = Wᵀ ∂J/∂y, ∂J/∂b = ∂J/∂y.
+    """
+    return apply(AFFINE, W, x, b, name=name)
+
+
+def tanh(a: Node, *, name=None) -> Node:
+    """Element-wise tanh; ∂J/∂A = ∂J/∂S ⊙ (1 - S²) with S = tanh(A) the stored output."""
+    return apply(TANH, a, name=name)
+
+
+def relu(a: Node, *, name=None) -> Node:
+    """Element-wise max(a, 0); the derivative is 1 for a > 0 and 0 for a <= 0 (0 at the kink)."""
+    return apply(RELU, a, name=name)
+
+
+def sigmoid(a: Node, *, name=None) -> Node:
+    """Element-wise 1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows;
+    σ' = σ (1 - σ)."""
+    return apply(SIGMOID, a, name=name)
+
+
+def add(a: Node, b: Node, *, name=None) -> Node:
+    """a + b with NumPy broadcasting (the SumNode); both cotangents are g."""
+    return apply(ADD, a, b, name=name)
+
+
+def sub(a: Node, b: Node, *, name=None) -> Node:
+    """a - b with NumPy broadcasting; cotangents g and -g."""
+    return apply(SUB, a, b, name=name)
+
+
+def mul(a: Node, b: Node, *, name=None) -> Node:
+    """Hadamard product a ⊙ b with broadcasting; cotangents g ⊙ b and g ⊙ a."""
+    return apply(MUL, a, b, name=name)
+
+
+def scale(a: Node, c: float, *, name=None) -> Node:
+    """c·a for a constant float c (static config, not an input); cotangent c g."""
+    return apply(SCALE, a, name=name, c=_constant(c, "scale: c"))
+
+
+def matmul(a: Node, b: Node, *, name=None) -> Node:
+    """Matrix product a @ b per example, for (m, k) or (k,) times (k, n) or (k,).
+
+    Cotangents: ∂J/∂a = g bᵀ, ∂J/∂b = aᵀ g (vectors treated as one-row or
+    one-column matrices).
+    """
+    return apply(MATMUL, a, b, name=name, a_vec=len(a.shape) == 1, b_vec=len(b.shape) == 1)
+
+
+def sum(a: Node, *, name=None) -> Node:  # noqa: A001 - the contract's name
+    """Sum of every element, batch axis included, as NumPy's ``a.sum()``."""
+    return apply(SUM, a, name=name)
+
+
+def mean(a: Node, *, name=None) -> Node:
+    """Mean of every element, batch axis included, as NumPy's ``a.mean()``."""
+    return apply(MEAN, a, name=name)
+
+
+def softmax(z: Node, *, name=None) -> Node:
+    """softmax(z)_i = exp(z_i - max z) / Σ_j exp(z_j - max z) over the last axis.
+
+    VJP: s ⊙ (g - ⟨g, s⟩).
+    """
+    return apply(SOFTMAX, z, name=name)
+
+
+def log_softmax(z: Node, *, name=None) -> Node:
+    """log softmax(z) = z - max z - log Σ exp(z - max z) (log-sum-exp, never log 0).
+
+    VJP: g - softmax(z) Σ g.
+    """
+    return apply(LOG_SOFTMAX, z, name=name)
+
+
+def squared_l2_distance(a: Node, b: Node, *, name=None) -> Node:
+    """‖a - b‖² per example, averaged over the batch (the SquaredL2DistanceNode).
+
+    a and b must have the same per-example shape. VJP: ∂/∂a = 2 g (a - b) / B.
+    """
+    return apply(SQUARED_L2_DISTANCE, a, b, name=name, ndim=len(a.shape))
+
+
+def l2_norm_penalty(w: Node, l2_reg: float, *, name=None) -> Node:
+    """l2_reg · ‖w‖² for a parameter w (the L2NormPenaltyNode); VJP 2 l2_reg g w."""
+    return apply(L2_NORM_PENALTY, w, name=name, l2_reg=_constant(l2_reg, "l2_norm_penalty: l2_reg", True))
+
+
+def nll(p: Node, y: Node, *, name=None) -> Node:
+    """-log p[y] per example, averaged over the batch; y holds integer labels.
+
+    VJP: -g / p[y] at the label, 0 elsewhere. A probability of exactly 0
+    gives inf and a ZeroProbabilityWarning; prefer softmax_cross_entropy.
+    """
+    return apply(NLL, p, y, name=name)
+
+
+def softmax_cross_entropy(logits: Node, y: Node, *, name=None) -> Node:
+    """-log softmax(logits)[y] per example, averaged over the batch, fused.
+
+    Computed as logsumexp(z) - z[y] with the max shifted out, so it is
+    finite for every finite logit. VJP: (softmax(z) - onehot(y)) g / B.
+    """
+    return apply(SOFTMAX_CROSS_ENTROPY, logits, y, name=name)

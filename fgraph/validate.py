@@ -1,0 +1,125 @@
+"""Check params and data against a graph before anything is computed.
+
+Every public entry point runs these once per call (``forward``,
+``value_and_grad``) or once per fit (``train.fit``), so that a mistake is
+reported with the name of the key, the expected and the received, and never
+as a NumPy traceback from inside an op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from fgraph.errors import NameMismatchError, ShapeError
+
+
+def check_names(what: str, given: Mapping, needed, known, elsewhere=()) -> None:
+    """Raise ``NameMismatchError`` if ``given`` lacks a needed name or has an unknown one.
+
+    ``elsewhere`` are names the graph has under the other role (data passed
+    as params, say): they are reported as unexpected too.
+    """
+    if not isinstance(given, Mapping):
+        raise TypeError(f"{what} must be a dict of name -> array, got {type(given).__name__}")
+    missing = [k for k in needed if k not in given]
+    unexpected = [k for k in given if k not in known]
+    if missing or unexpected:
+        err = NameMismatchError(what, missing, unexpected, known)
+        hints = [k for k in unexpected if k in elsewhere]
+        if hints:
+            other = "data" if what == "params" else "params"
+            err.args = (f"{err}; {hints} belong in {other}",)
+        raise err
+
+
+def as_float_array(value, what: str) -> np.ndarray:
+    """``value`` as a float64 array; ints and bools convert, anything else is a TypeError."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nested lists, say
+        raise TypeError(f"{what} is not a rectangular array of numbers: {e}") from None
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.float64)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{what} must hold real numbers, got dtype {arr.dtype}")
+    if arr.dtype != np.float64:
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def check_finite(arr: np.ndarray, what: str) -> None:
+    """Raise ``ValueError`` naming ``what`` if ``arr`` has a NaN or an inf."""
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        where = f" at index {tuple(int(i) for i in bad)}" if arr.ndim else ""
+        raise ValueError(f"{what} contains NaN or inf{where}: {arr[tuple(bad)]!r}")
+
+
+def params(g, given: Mapping, needed) -> dict:
+    """Validated float64 params: names, shapes exactly as declared, finite."""
+    check_names("params", given, needed, g.params, g.inputs)
+    out = {}
+    for name in needed:
+        arr = as_float_array(given[name], f"param {name!r}")
+        if arr.shape != g.params[name]:
+            raise ShapeError(f"param {name!r} has shape {arr.shape}, expected {g.params[name]}")
+        check_finite(arr, f"param {name!r}")
+        out[name] = arr
+    return out
+
+
+def labels(value, what: str, classes: int) -> np.ndarray:
+    """Integer class labels in ``[0, classes)``, else a ``ValueError`` that says "label"."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"{what} must hold integer class labels, got dtype {arr.dtype}"
+            " (convert with .astype(int) if the values are whole numbers)"
+        )
+    if arr.size and (arr.min() < 0 or arr.max() >= classes):
+        bad = arr[(arr < 0) | (arr >= classes)].flat[0]
+        raise ValueError(f"{what}: every label must be in [0, {classes}), got label {int(bad)}")
+    return arr.astype(np.intp, copy=False)
+
+
+def data(g, given: Mapping | None, needed) -> tuple[dict, int | None]:
+    """Validated data and its batch size (None when no input carries a batch axis).
+
+    Each input has its declared per-example shape, or that shape after one
+    leading batch axis of the same size B >= 1 on every input.
+    """
+    given = {} if given is None else given
+    check_names("data", given, needed, g.inputs, g.params)
+    out, batch = {}, {}
+    for name in needed:
+        what = f"data {name!r}"
+        if name in g.labels:
+            arr = labels(given[name], f"{what} (labels)", g.labels[name])
+        else:
+            arr = as_float_array(given[name], what)
+        shape = g.inputs[name]
+        if arr.shape == shape:
+            batch[name] = None
+        elif arr.shape[1:] == shape and arr.ndim == len(shape) + 1:
+            batch[name] = arr.shape[0]
+        else:
+            raise ShapeError(
+                f"{what} has shape {arr.shape}; the graph declares per-example shape {shape},"
+                f" optionally after a leading batch axis: (B, {', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+                .replace("(B, )", "(B,)")
+            )
+        if name not in g.labels:
+            check_finite(arr, what)
+        out[name] = arr
+    sizes = set(batch.values())
+    if len(sizes) > 1:
+        described = ", ".join(f"{k!r}: {'no batch axis' if b is None else f'batch of {b}'}" for k, b in batch.items())
+        if None in sizes:
+            raise ShapeError(f"data mixes inputs with and without a batch axis ({described})")
+        raise ShapeError(f"data inputs have different batch sizes ({described})")
+    size = sizes.pop() if sizes else None
+    if size == 0:
+        raise ShapeError("data is an empty batch (0 examples): a batch needs at least one example")
+    return out, size
