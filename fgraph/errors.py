@@ -25,8 +25,9 @@ class NameMismatchError(KeyError):
     always a typo).
     """
 
-    def __init__(self, what: str, missing=(), unexpected=(), known=()):
+    def __init__(self, what: str, missing=(), unexpected=(), known=(), hint: str = ""):
         self.what = what
+        self.hint = hint
         self.missing = tuple(sorted(missing))
         self.unexpected = tuple(sorted(unexpected))
         self.known = tuple(sorted(known))
@@ -41,7 +42,7 @@ class NameMismatchError(KeyError):
                 f"unexpected {self.what} {list(self.unexpected)}"
                 f" (the graph's {self.what} are {list(self.known)})"
             )
-        return "; ".join(parts)
+        return "; ".join(parts) + (f"; {self.hint}" if self.hint else "")
 
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and wrap it in quotes.

@@ -14,10 +14,13 @@ particular primitive, so adding one never touches it::
 
 Rules see arrays that may carry one leading batch axis (see DESIGN: batch
 convention). A VJP returns the cotangent of its argument either in the
-argument's shape or in the broadcast shape of the output; the evaluator sums
-away the extra axes (:func:`fgraph.program.sum_to_shape`) wherever shapes
-say it may be needed. Static arguments (``l2_reg``, the ``c`` of ``scale``)
-live in the node's config and reach the rules as keyword arguments.
+argument's shape or, for a primitive with ``unbroadcast=True``, in the
+broadcast shape of the output; the evaluator then sums away the extra axes
+(:func:`fgraph.program.sum_to_shape`). Static arguments (``l2_reg``, the
+``c`` of ``scale``) live in the node's config and reach the rules as extra
+positional arguments after the arrays, in the order the builder passed them
+to :func:`apply` (positional, because keyword arguments cost a dictionary
+per call on the hot path).
 
 Conventions at kinks: ``relu`` has derivative 0 at 0. ``nll`` of a
 probability of exactly 0 is ``inf`` (with a :class:`ZeroProbabilityWarning`);
@@ -48,8 +51,8 @@ class ZeroProbabilityWarning(RuntimeWarning):
 class Primitive:
     """A differentiable operation.
 
-    - ``forward(*args, **config) -> out``
-    - ``vjps[i](g, out, *args, **config) -> cotangent of args[i]`` (``None``
+    - ``forward(*args, *config) -> out``
+    - ``vjps[i](g, out, *args, *config) -> cotangent of args[i]`` (``None``
       for an argument that is not differentiable, such as integer labels)
     - ``shape(*per_example_shapes, **config) -> per-example output shape``,
       raising ``ShapeError`` with a message when the shapes do not fit.
@@ -61,6 +64,10 @@ class Primitive:
     - ``broadcasts``: arguments broadcast against each other element-wise;
       a batched argument must then have the output's rank, so that its
       batch axis lines up with the others'.
+    - ``unbroadcast``: a VJP may return a cotangent in the output's
+      broadcast shape (with the batch axis for an unbatched argument); the
+      evaluator sums it down to the argument's shape. False when every VJP
+      already returns its argument's exact shape, which saves a call.
     """
 
     name: str
@@ -71,6 +78,7 @@ class Primitive:
     unbatched_args: tuple = ()
     label_arg: int | None = None
     broadcasts: bool = False
+    unbroadcast: bool = False
 
 
 def _structural_name(prim: Primitive, inputs, config) -> str:
@@ -195,7 +203,8 @@ def _examples(d, ndim: int):
 
 
 def _vsa_grad_w(g, out, x, w, b):
-    return np.dot(g, x)  # g () and x (d,) -> g x; g (B,) and x (B, d) -> sum over B
+    # g () and x (d,): g x; g (B,) and x (B, d): Σ_b g_b x_b, the batch summed by the product.
+    return g * x if g.ndim == 0 else g.dot(x)
 
 
 def _affine_grad_W(g, out, W, x, b):
@@ -206,9 +215,16 @@ def _affine_grad_b(g, out, W, x, b):
     return g if g.ndim == 1 else g.sum(0)
 
 
+def _squared_norm(d):
+    """Σ d², with the cheapest NumPy call for the rank (``dot`` does not flatten)."""
+    if d.ndim == 0:
+        return d * d
+    return d.dot(d) if d.ndim == 1 else np.vdot(d, d)
+
+
 def _sqdist_forward(a, b, ndim):
     d = a - b
-    return np.vdot(d, d) / _examples(d, ndim)
+    return _squared_norm(d) / _examples(d, ndim)
 
 
 def _sqdist_grad(sign):
@@ -359,6 +375,7 @@ ADD = Primitive(
     vjps=(lambda g, out, a, b: g, lambda g, out, a, b: g),
     shape=broadcast_shape,
     broadcasts=True,
+    unbroadcast=True,
 )
 SUB = Primitive(
     "sub",
@@ -366,6 +383,7 @@ SUB = Primitive(
     vjps=(lambda g, out, a, b: g, lambda g, out, a, b: -g),
     shape=broadcast_shape,
     broadcasts=True,
+    unbroadcast=True,
 )
 MUL = Primitive(
     "mul",
@@ -373,6 +391,7 @@ MUL = Primitive(
     vjps=(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
     shape=broadcast_shape,
     broadcasts=True,
+    unbroadcast=True,
 )
 SCALE = Primitive(
     "scale",
@@ -385,6 +404,7 @@ MATMUL = Primitive(
     forward=_matmul_forward,
     vjps=(_matmul_grad_a, _matmul_grad_b),
     shape=_matmul_shape,
+    unbroadcast=True,
 )
 SUM = Primitive(
     "sum",
@@ -418,10 +438,11 @@ SQUARED_L2_DISTANCE = Primitive(
     vjps=(_sqdist_grad(1), _sqdist_grad(-1)),
     shape=_equal_shapes,
     reduces_batch=True,
+    unbroadcast=True,
 )
 L2_NORM_PENALTY = Primitive(
     "l2_norm_penalty",
-    forward=lambda w, l2_reg: l2_reg * np.vdot(w, w),
+    forward=lambda w, l2_reg: l2_reg * _squared_norm(w),
     vjps=(lambda g, out, w, l2_reg: (2 * l2_reg * g) * w,),
     shape=_scalar_shape,
     reduces_batch=True,

@@ -17,7 +17,6 @@ fixed order, so the result is deterministic to the bit.
 
 from __future__ import annotations
 
-import functools
 import attrs
 import numpy as np
 
@@ -77,12 +76,16 @@ def sum_to_shape(c, like):
     return c.sum(axis=axes, keepdims=True) if axes else c
 
 
-def _bind(fn, config):
-    return functools.partial(fn, **config) if config else fn
-
-
-def _reader(fn, slots):
-    """``run(values) -> fn(values[s] for s in slots)``, unrolled for small arities."""
+def _reader(fn, slots, config=()):
+    """``run(values) -> fn(*(values[s] for s in slots), *config)``, unrolled for small arities."""
+    if config:
+        if len(slots) == 1:
+            (a,) = slots
+            return lambda v: fn(v[a], *config)
+        if len(slots) == 2:
+            a, b = slots
+            return lambda v: fn(v[a], v[b], *config)
+        return lambda v: fn(*[v[s] for s in slots], *config)
     if len(slots) == 1:
         (a,) = slots
         return lambda v: fn(v[a])
@@ -95,8 +98,16 @@ def _reader(fn, slots):
     return lambda v: fn(*[v[s] for s in slots])
 
 
-def _vjp_reader(fn, out, slots):
-    """``run(g, values) -> fn(g, values[out], *(values[s] for s in slots))``."""
+def _vjp_reader(fn, out, slots, config=()):
+    """``run(g, values) -> fn(g, values[out], *(values[s] for s in slots), *config)``."""
+    if config:
+        if len(slots) == 1:
+            (a,) = slots
+            return lambda g, v: fn(g, v[out], v[a], *config)
+        if len(slots) == 2:
+            a, b = slots
+            return lambda g, v: fn(g, v[out], v[a], v[b], *config)
+        return lambda g, v: fn(g, v[out], *[v[s] for s in slots], *config)
     if len(slots) == 1:
         (a,) = slots
         return lambda g, v: fn(g, v[out], v[a])
@@ -107,6 +118,12 @@ def _vjp_reader(fn, out, slots):
         a, b, c = slots
         return lambda g, v: fn(g, v[out], v[a], v[b], v[c])
     return lambda g, v: fn(g, v[out], *[v[s] for s in slots])
+
+
+def _may_broadcast(arg, node) -> bool:
+    """Whether ``arg`` may have a smaller shape than another argument of ``node``
+    or its output, so that its cotangent must be summed down."""
+    return any((other.batched, other.shape) != (arg.batched, arg.shape) for other in (node, *node.inputs))
 
 
 def _unbroadcasting(run, dst):
@@ -136,7 +153,7 @@ def compile_forward(g, node_names) -> tuple:
             inputs.append((s, node.name))
         else:
             ins = tuple(g.slots[i.name] for i in node.inputs)
-            steps.append((s, _reader(_bind(node.op.forward, node.config), ins)))
+            steps.append((s, _reader(node.op.forward, ins, tuple(node.config.values()))))
     return tuple(params), tuple(inputs), tuple(steps)
 
 
@@ -175,8 +192,8 @@ def compile_output(g, output: str, wrt=None) -> Program:
             vjp = node.op.vjps[pos]
             if vjp is None:
                 raise GraphError(f"{node.op.name} node {node.name!r} is not differentiable in argument {pos} ({arg.name!r})")
-            run = _vjp_reader(_bind(vjp, node.config), s, ins)
-            if arg.batched != node.batched or arg.shape != node.shape:
+            run = _vjp_reader(vjp, s, ins, tuple(node.config.values()))
+            if node.op.unbroadcast and _may_broadcast(arg, node):
                 run = _unbroadcasting(run, dst)
             steps.append((s, dst, run, dst not in assigned))
             assigned.add(dst)

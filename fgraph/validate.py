@@ -26,12 +26,9 @@ def check_names(what: str, given: Mapping, needed, known, elsewhere=()) -> None:
     missing = [k for k in needed if k not in given]
     unexpected = [k for k in given if k not in known]
     if missing or unexpected:
-        err = NameMismatchError(what, missing, unexpected, known)
-        hints = [k for k in unexpected if k in elsewhere]
-        if hints:
-            other = "data" if what == "params" else "params"
-            err.args = (f"{err}; {hints} belong in {other}",)
-        raise err
+        misplaced = [k for k in unexpected if k in elsewhere]
+        hint = f"{misplaced} belong in {'data' if what == 'params' else 'params'}" if misplaced else ""
+        raise NameMismatchError(what, missing, unexpected, known, hint)
 
 
 def as_float_array(value, what: str) -> np.ndarray:
@@ -105,10 +102,10 @@ def data(g, given: Mapping | None, needed) -> tuple[dict, int | None]:
         elif arr.shape[1:] == shape and arr.ndim == len(shape) + 1:
             batch[name] = arr.shape[0]
         else:
+            batched = "(B, " + ", ".join(map(str, shape)) + ")" if shape else "(B,)"
             raise ShapeError(
                 f"{what} has shape {arr.shape}; the graph declares per-example shape {shape},"
-                f" optionally after a leading batch axis: (B, {', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
-                .replace("(B, )", "(B,)")
+                f" optionally after a leading batch axis: {batched}"
             )
         if name not in g.labels:
             check_finite(arr, what)

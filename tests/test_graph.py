@@ -1,0 +1,84 @@
+"""Graphs are frozen values whose structure is computed once, at construction."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import attrs
+import numpy as np
+import pytest
+
+import fgraph as fg
+
+
+def test_nodes_and_graphs_are_frozen_and_hashable_by_identity():
+    w = fg.param("w", (2,))
+    g = fg.graph(objective=fg.sum(w))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        w.name = "v"
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        g.nodes = ()
+    assert len({w, fg.param("w", (2,))}) == 2 and hash(g) == hash(g)
+
+
+def test_topological_order_puts_every_node_after_its_inputs():
+    x, w, b = fg.input("x", (3,)), fg.param("W", (2, 3)), fg.param("b", (2,))
+    h = fg.tanh(fg.affine(w, x, b))
+    g = fg.graph(objective=fg.sum(h), prediction=h)
+    position = {n.name: i for i, n in enumerate(g.nodes)}
+    for node in g.nodes:
+        assert all(position[i.name] < position[node.name] for i in node.inputs)
+    assert dict(g.params) == {"W": (2, 3), "b": (2,)} and dict(g.inputs) == {"x": (3,)}
+
+
+def test_auto_names_are_deterministic_and_explicit_names_are_kept():
+    def build():
+        x = fg.input("x", (2,))
+        return fg.tanh(x), fg.tanh(x, name="hidden")
+
+    (a1, n1), (a2, n2) = build(), build()
+    assert a1.name == a2.name and a1.name.startswith("tanh_")
+    assert n1.name == "hidden"
+
+
+def test_shapes_are_inferred_when_nodes_are_built():
+    x = fg.input("x", (3,))
+    W, b = fg.param("W", (4, 3)), fg.param("b", (4,))
+    assert fg.affine(W, x, b).shape == (4,)
+    assert fg.matmul(fg.param("A", (2, 3)), fg.param("B", (3, 5))).shape == (2, 5)
+    assert fg.squared_l2_distance(fg.affine(W, x, b), fg.input("y", (4,))).shape == ()
+
+
+def test_batch_axis_is_tracked_statically():
+    x = fg.input("x", (3,))
+    W, b = fg.param("W", (4, 3)), fg.param("b", (4,))
+    h = fg.affine(W, x, b)
+    assert x.batched and h.batched and not W.batched
+    assert not fg.mean(h).batched and not fg.l2_norm_penalty(W, 1.0).batched
+
+
+def test_deep_graphs_do_not_hit_the_recursion_limit():
+    h = fg.param("w", (2,))
+    for _ in range(3000):
+        h = fg.scale(h, 1.0)
+    g = fg.graph(objective=fg.sum(h))
+    assert len(g.nodes) == 3002
+    assert np.array_equal(fg.grad(g)({"w": np.ones(2)})["w"], [1.0, 1.0])
+
+
+def test_graph_node_lookup_names_the_missing_node():
+    g = fg.graph(objective=fg.sum(fg.param("w", (2,))))
+    assert g.node("w").role == "param"
+    with pytest.raises(fg.GraphError, match="'v'"):
+        g.node("v")
+
+
+def test_importing_fgraph_imports_no_plotting_or_testing_library():
+    code = (
+        "import sys, fgraph, fgraph.train, fgraph.io, fgraph.optim, fgraph.layers, fgraph.init;"
+        "bad = {'matplotlib', 'hypothesis', 'pytest', 'tqdm'} & set(m.split('.')[0] for m in sys.modules);"
+        "print(sorted(bad)); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
