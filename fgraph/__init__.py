@@ -39,6 +39,8 @@ from fgraph.ops import (
     vector_scalar_affine,
 )
 
+from fgraph import init, layers, ops  # noqa: E402  (submodules as attributes: fgraph.init.normal(...))
+
 __version__ = "0.1.0"
 
 __all__ = [

@@ -150,7 +150,10 @@ def topological_order(roots) -> tuple:
                 order.append(node)
             else:
                 stack.append((node, True))
-                stack.extend((i, False) for i in reversed(node.inputs))
+                # Computed inputs before leaves, so params come out layer by
+                # layer (W1, b1, W2, b2), not deepest first.
+                ordered = [i for i in node.inputs if i.role == "op"] + [i for i in node.inputs if i.role != "op"]
+                stack.extend((i, False) for i in reversed(ordered))
     return tuple(order)
 
 

@@ -1,0 +1,65 @@
+"""Numerics at the edges: huge logits, saturated units, probabilities at 0."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fgraph as fg
+from fgraph.testing import arrays
+
+
+def _eval(builder, z, y=None):
+    nodes = [fg.param("z", np.shape(z))]
+    data = {}
+    if y is not None:
+        nodes.append(fg.input("y", ()))
+        data["y"] = y
+    g = fg.graph(out=builder(*nodes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or invalid-value warnings allowed
+        out = fg.forward(g, {"z": z}, data)["out"]
+        cot = np.ones(np.shape(out))
+        grads = fg.backward(g, {"z": z}, data, output="out", cotangent=cot if np.ndim(out) else None)
+    return out, grads["z"]
+
+
+@given(arrays((4,), -1e4, 1e4), st.integers(0, 3))
+def test_softmax_family_is_finite_and_exact_for_logits_up_to_1e4(z, label):
+    p, dp = _eval(fg.softmax, z)
+    lp, dlp = _eval(fg.log_softmax, z)
+    ce, dce = _eval(fg.softmax_cross_entropy, z, np.int64(label))
+    for v in (p, dp, lp, dlp, ce, dce):
+        assert np.all(np.isfinite(v))
+    np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-12)
+    shifted = z - z.max()
+    np.testing.assert_allclose(lp, shifted - np.log(np.exp(shifted).sum()), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ce, -lp[label], rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_of_a_confident_wrong_prediction_is_large_but_finite():
+    ce, grad = _eval(fg.softmax_cross_entropy, np.array([1e4, -1e4, 0.0]), np.int64(1))
+    assert ce == pytest.approx(2e4) and np.allclose(grad, [1.0, -1.0, 0.0])
+
+
+@pytest.mark.parametrize("builder", [fg.tanh, fg.sigmoid])
+def test_tanh_and_sigmoid_saturate_without_overflow(builder):
+    z = np.array([-1e308, -1e4, -800.0, 0.0, 800.0, 1e4, 1e308])
+    out, grad = _eval(lambda a: fg.sum(builder(a)), z)
+    assert np.isfinite(out) and np.all(np.isfinite(grad))
+    values, _ = _eval(builder, z)
+    lo, hi = (-1.0, 1.0) if builder is fg.tanh else (0.0, 1.0)
+    assert values[0] == lo and values[-1] == hi and np.all(grad[[0, 1, -2, -1]] == 0.0)
+
+
+def test_nll_at_probability_zero_is_inf_never_a_silent_nan_gradient():
+    with pytest.warns(fg.ops.ZeroProbabilityWarning):
+        p = fg.param("p", (3,))
+        g = fg.graph(out=fg.nll(p, fg.input("y", ())))
+        out = fg.forward(g, {"p": np.array([0.0, 0.5, 0.5])}, {"y": np.int64(0)})["out"]
+        grad = fg.backward(g, {"p": np.array([0.0, 0.5, 0.5])}, {"y": np.int64(0)}, output="out")["p"]
+    assert out == np.inf and grad[0] == -np.inf and not np.isnan(grad).any()
