@@ -39,7 +39,7 @@ from fgraph.ops import (
     vector_scalar_affine,
 )
 
-from fgraph import init, layers, ops  # noqa: E402  (submodules as attributes: fgraph.init.normal(...))
+from fgraph import init, io, layers, ops, optim, train  # noqa: E402  (submodules as attributes: fgraph.io.save_state(...))
 
 __version__ = "0.1.0"
 

@@ -118,6 +118,19 @@ class Graph:
         )
 
 
+def _same_computation(a: Node, b: Node) -> bool:
+    """Whether two auto-named nodes compute the same value: the same primitive
+    object, the same inputs and the same config (not just the same names)."""
+    return (
+        a.auto_name
+        and b.auto_name
+        and a.op is b.op
+        and len(a.inputs) == len(b.inputs)
+        and all(x is y or _same_computation(x, y) for x, y in zip(a.inputs, b.inputs))
+        and dict(a.config) == dict(b.config)
+    )
+
+
 def topological_order(roots) -> tuple:
     """Nodes reachable from ``roots``, each after its inputs (iterative DFS).
 
@@ -132,11 +145,13 @@ def topological_order(roots) -> tuple:
         other = seen.get(node.name)
         if other is None:
             return False
-        if other is not node and not (other.auto_name and node.auto_name):
-            raise GraphError(
-                f"two different nodes are named {node.name!r}:"
-                f" {other!r} and {node!r}; node names must be unique"
+        if other is not node and not (_same_computation(other, node)):
+            hint = (
+                " (their primitives share the name but are different objects; pass name= to one)"
+                if other.auto_name and node.auto_name
+                else "; node names must be unique"
             )
+            raise GraphError(f"two different nodes are named {node.name!r}: {other!r} and {node!r}{hint}")
         return True
 
     for root in roots:

@@ -1,10 +1,39 @@
-"""Training as a pure fold over seeded minibatches (placeholder: fit lands next)."""
+"""Training as a pure fold over seeded minibatches.
+
+One SGD step is a pure function ``step(carry, batch) -> carry``; an epoch is
+``functools.reduce(step, batches_of_the_epoch, carry)``; a fit is the fold of
+epochs. The batches of epoch ``e`` are a function of ``(seed, e)`` only, so
+the same seed gives bit-identical params, and a fit resumed from a saved
+:class:`TrainState` ends bit-identical to one that never stopped.
+
+Data and params are validated once per fit, not once per step; the step
+runs the graph's compiled program directly. Side effects (a progress bar,
+checkpoints, logs) live at the edges: ``progress`` wraps the iterator of
+epochs and ``on_epoch`` is called with the state after each epoch, outside
+the fold.
+
+Divergence: every step checks that its objective is finite (a float
+comparison); after every epoch the params are checked. If either fails, the
+epoch is replayed from its start (it is deterministic) checking the
+objective, every gradient and every updated param at each step, and a
+:class:`DivergenceError` names the first step where something turned
+non-finite and carries the last state whose values were all finite.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+from functools import reduce
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
+import numpy as np
+
+from fgraph import validate
+from fgraph.errors import ShapeError
+from fgraph.graph import Graph
+from fgraph.init import check_seed
+from fgraph.program import run_value_and_grad
 
 
 @attrs.frozen(eq=False)
@@ -30,11 +59,277 @@ class TrainState:
     running: float = 0.0
 
 
+@attrs.frozen(eq=False)
+class FitResult:
+    """What :func:`fit` returns: final ``params``, per-epoch ``history``, and the whole ``state``."""
+
+    params: Mapping
+    history: tuple
+    state: TrainState
+
+
 class DivergenceError(ValueError):
-    """The objective or a gradient turned NaN/inf. ``.state`` is the last finite state."""
+    """The objective, a gradient or a param turned NaN/inf.
+
+    ``.state`` is the last state whose values were all finite; ``.epoch``
+    and ``.step`` (0-based, within the epoch) locate the step that failed.
+    """
 
     def __init__(self, message: str, state: TrainState, epoch: int, step: int):
         super().__init__(message)
         self.state = state
         self.epoch = epoch
         self.step = step
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a fit. ``.state`` is the state after the last completed epoch."""
+
+    def __init__(self, state: TrainState):
+        super().__init__(f"training interrupted after {state.epoch} epochs; resume from .state")
+        self.state = state
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` visits ``n`` examples: a function of
+    ``(seed, epoch)`` only, so any epoch can be replayed on its own."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(n)
+
+
+def epoch_batches(data: Mapping, batch_size: int, seed: int, epoch: int) -> list:
+    """The minibatches of one epoch: the examples shuffled by
+    :func:`epoch_permutation`, in slices of ``batch_size`` (the last one
+    smaller when ``batch_size`` does not divide the number of examples)."""
+    n = len(next(iter(data.values())))
+    order = epoch_permutation(n, seed, epoch)
+    shuffled = {k: v[order] for k, v in data.items()}
+    return [{k: v[i : i + batch_size] for k, v in shuffled.items()} for i in range(0, n, batch_size)]
+
+
+def batches(data: Mapping, batch_size: int, seed: int, epochs: int, start_epoch: int = 0) -> Iterator[dict]:
+    """Minibatches ``{name: array[B, ...]}`` for epochs ``start_epoch .. epochs - 1``;
+    each epoch visits every example exactly once (see :func:`epoch_batches`)."""
+    data = {k: np.asarray(v) for k, v in data.items()}
+    for epoch in range(start_epoch, epochs):
+        yield from epoch_batches(data, batch_size, seed, epoch)
+
+
+def readonly(params: Mapping) -> dict:
+    """Read-only float64 views of every array of ``params`` (the caller's arrays are not flagged)."""
+    out = {}
+    for k, v in params.items():
+        view = np.asarray(v, dtype=np.float64).view()
+        view.flags.writeable = False
+        out[k] = view
+    return out
+
+
+# ------------------------------------------------------------------- steps
+
+
+class _NonFinite(Exception):
+    """Raised inside the fold when a step's objective is not finite."""
+
+
+def _fast_step(program, optimizer) -> Callable:
+    """The step of the fold: ``(params, opt_state, running) -> next`` on one batch.
+
+    No validation and no objects built per step; only the objective is
+    checked, with one float comparison.
+    """
+    opt_step = optimizer.step
+    isfinite = math.isfinite
+
+    def step(carry, batch):
+        params, opt_state, running = carry
+        value, grads = run_value_and_grad(program, params, batch)
+        if not isfinite(value):
+            raise _NonFinite
+        params, opt_state = opt_step(grads, opt_state, params)
+        return params, opt_state, running + value
+
+    return step
+
+
+def _all_finite(arrays: Mapping) -> str | None:
+    """The name of the first array holding a NaN or inf, or None."""
+    for k, v in arrays.items():
+        if not np.isfinite(v).all():
+            return k
+    return None
+
+
+def _checked_step(program, optimizer) -> Callable:
+    """The same step, checking objective, gradients and updated params; on a
+    non-finite value it returns a description instead of the next carry."""
+
+    def step(carry, batch):
+        params, opt_state, running = carry
+        value, grads = run_value_and_grad(program, params, batch)
+        if not math.isfinite(value):
+            return f"the objective is {value}"
+        bad = _all_finite(grads)
+        if bad is not None:
+            return f"the gradient of {bad!r} is not finite"
+        new_params, new_opt_state = optimizer.step(grads, opt_state, params)
+        bad = _all_finite(new_params)
+        if bad is not None:
+            return f"the update made param {bad!r} non-finite"
+        return new_params, new_opt_state, running + value
+
+    return step
+
+
+def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[TrainState, Mapping], TrainState]:
+    """A pure ``step(state, batch) -> state``: one optimiser step on one batch.
+
+    It validates the batch on every call; :func:`fit` folds the same step
+    without the per-call validation. ``state.step`` and ``state.running``
+    advance; epochs are counted by :func:`fit`.
+    """
+    program = _program(g, output)
+    fast = _fast_step(program, optimizer)
+
+    def step(state: TrainState, batch: Mapping) -> TrainState:
+        data, _ = validate.data(g, batch, program.input_names)
+        try:
+            params, opt_state, running = fast((dict(state.params), state.opt_state, state.running), data)
+        except _NonFinite:
+            raise DivergenceError(f"step {state.step}: the objective is not finite", state, state.epoch, state.step) from None
+        return attrs.evolve(state, params=readonly(params), opt_state=opt_state, step=state.step + 1, running=running)
+
+    return step
+
+
+# --------------------------------------------------------------------- fit
+
+
+def _program(g: Graph, output: str):
+    if not isinstance(g, Graph):
+        raise TypeError(f"expected an fgraph Graph, got {type(g).__name__}")
+    if output not in g.programs:
+        raise ValueError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
+    node = g.outputs[output]
+    if node.shape != () or node.batched:
+        raise ShapeError(f"output {output!r} is not a scalar objective (shape {node.shape})")
+    return g.programs[output]
+
+
+def _positive_int(value, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _start_state(g, params, optimizer, seed, batch_size, resume) -> TrainState:
+    """The state a fit starts from: fresh from ``params``, or ``resume``."""
+    if resume is None:
+        if params is None:
+            raise ValueError("fit needs initial params (or resume=state)")
+        checked = validate.params(g, params, tuple(g.params))
+        return TrainState(readonly(checked), optimizer.init(checked), 0, 0, seed, batch_size)
+    if not isinstance(resume, TrainState):
+        raise TypeError(f"resume must be a TrainState (e.g. from fgraph.io.load_state), got {type(resume).__name__}")
+    if params is not None:
+        raise ValueError("pass either params or resume=state, not both: the state holds the params")
+    for what, ours, theirs in (("seed", seed, resume.seed), ("batch_size", batch_size, resume.batch_size)):
+        if ours != theirs:
+            raise ValueError(f"resume: the state was trained with {what}={theirs}, this fit asks for {what}={ours}")
+    validate.params(g, resume.params, tuple(g.params))
+    return resume
+
+
+def fit(
+    g: Graph,
+    params: Mapping | None,
+    data: Mapping,
+    *,
+    optimizer,
+    epochs: int,
+    batch_size: int = 1,
+    seed: int = 0,
+    output: str = "objective",
+    resume: TrainState | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    on_epoch: Callable[[TrainState], Any] | None = None,
+) -> FitResult:
+    """Train ``params`` to minimise ``output`` by folding ``optimizer`` steps over
+    shuffled minibatches; ``epochs`` in total.
+
+    Every input in ``data`` carries a leading example axis of length n. Each
+    epoch visits every example once, in batches of ``batch_size`` (the
+    last batch smaller if needed), in the order :func:`epoch_permutation`
+    ``(seed, epoch)`` gives. ``history[e]`` is the mean of the step
+    objectives of epoch ``e`` (each measured before its update). With
+    ``resume=state``, the fold continues from ``state`` (an epoch boundary or
+    the middle of an epoch) and ends bit-identical to one that never stopped.
+    """
+    program = _program(g, output)
+    seed = check_seed(seed)
+    epochs = _positive_int(epochs, "epochs", minimum=0)
+    batch_size = _positive_int(batch_size, "batch_size")
+    for method in ("init", "step"):
+        if not callable(getattr(optimizer, method, None)):
+            raise TypeError(f"optimizer must be an fgraph.optim optimiser (with init and step), got {optimizer!r}")
+    arrays, n = validate.data(g, data, program.input_names)
+    if n is None:
+        raise ShapeError("fit needs data with a leading batch axis (one row per example) on every input")
+    state = _start_state(g, params, optimizer, seed, batch_size, resume)
+    if epochs < state.epoch:
+        raise ValueError(f"resume: the state has already done {state.epoch} epochs, more than epochs={epochs}")
+
+    fast, checked = _fast_step(program, optimizer), _checked_step(program, optimizer)
+    steps_per_epoch = -(-n // batch_size)
+    epoch_range = range(state.epoch, epochs)
+    try:
+        for epoch in progress(epoch_range) if progress is not None else epoch_range:
+            # Overflow on the way to a divergence is reported by DivergenceError,
+            # precisely; NumPy's warnings would only repeat it, vaguely.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                state = _run_epoch(state, arrays, epoch, steps_per_epoch, fast, checked)
+            if on_epoch is not None:
+                on_epoch(state)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(state) from None
+    return FitResult(params=state.params, history=state.history, state=state)
+
+
+def _run_epoch(state: TrainState, arrays, epoch, steps_per_epoch, fast, checked) -> TrainState:
+    """Fold one epoch from ``state``; the state after it, or a DivergenceError."""
+    batches_ = epoch_batches(arrays, state.batch_size, state.seed, epoch)
+    done = state.step - epoch * steps_per_epoch  # > 0 when resuming mid-epoch
+    todo = batches_[done:]
+    carry = (dict(state.params), state.opt_state, state.running)
+    try:
+        params, opt_state, running = reduce(fast, todo, carry)
+        if _all_finite(params) is not None:
+            raise _NonFinite
+    except _NonFinite:
+        _locate_divergence(state, todo, carry, checked, epoch, done)
+    return TrainState(
+        params=readonly(params),
+        opt_state=opt_state,
+        epoch=epoch + 1,
+        step=state.step + len(todo),
+        seed=state.seed,
+        batch_size=state.batch_size,
+        history=state.history + (running / steps_per_epoch,),
+        running=0.0,
+    )
+
+
+def _locate_divergence(state, todo, carry, checked, epoch, done):
+    """Replay the epoch step by step, checking everything, and raise at the first failure."""
+    for k, batch in enumerate(todo):
+        result = checked(carry, batch)
+        if isinstance(result, str):
+            last = attrs.evolve(state, params=readonly(carry[0]), opt_state=carry[1], step=state.step + k, running=carry[2])
+            raise DivergenceError(
+                f"training diverged at epoch {epoch}, step {done + k} of the epoch"
+                f" ({state.step + k} overall): {result}; .state holds the last finite state",
+                last,
+                epoch,
+                done + k,
+            )
+        carry = result
+    raise AssertionError("a non-finite value was seen but the replay found none")  # the fold is deterministic

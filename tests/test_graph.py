@@ -82,3 +82,18 @@ def test_importing_fgraph_imports_no_plotting_or_testing_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_two_different_primitives_that_share_a_name_are_not_merged():
+    from fgraph.ops import Primitive, apply, same_shape
+
+    cube = Primitive("pow", forward=lambda a: a**3, vjps=(lambda g, out, a: 3 * g * a * a,), shape=same_shape)
+    square = Primitive("pow", forward=lambda a: a**2, vjps=(lambda g, out, a: 2 * g * a,), shape=same_shape)
+    x = fg.param("x", ())
+    with pytest.raises(fg.GraphError, match="two different nodes"):
+        fg.graph(a=apply(cube, x), b=apply(square, x))
+    assert fg.forward(fg.graph(a=apply(cube, x), b=apply(cube, x)), {"x": 2.0})["b"] == 8.0
+
+
+def test_submodules_are_attributes_of_the_package():
+    assert callable(fg.io.save_state) and callable(fg.optim.adam) and callable(fg.train.fit) and callable(fg.init.normal)

@@ -1,0 +1,577 @@
+"""Parameters, training states and run records on disk: .npz and JSON, never pickle.
+
+::
+
+    save_params(path, params);  params = load_params(path)
+    save_state(path, state);    state = load_state(path)        # a fgraph.train.TrainState
+    record = run_record(config, seed, metrics, params)
+    save_run_record(path, record);  record = load_run_record(path)
+
+Format of params and state files: a NumPy ``.npz`` (a zip of ``.npy``
+members) holding the arrays under generic keys ``a0``, ``a1``, ... (so any
+name works, with '/', '.' or any unicode) and a member ``manifest``: a 0-d
+unicode array with a JSON object that records the format (``"fgraph.params"``
+or ``"fgraph.state"``), its version, which key holds which array and every
+value that is not an array. Files are read with ``allow_pickle=False``: a
+file holding an object array is refused, nothing is ever unpickled. The
+zip entries carry a fixed timestamp, so equal content gives equal bytes.
+
+A training state is stored as a tree: dicts (str keys), tuples and lists
+whose leaves are arrays, NumPy scalars (stored as 0-d arrays, loaded back
+as scalars of the same dtype), Python ints, floats (JSON, whose ``repr``
+round-trips every float exactly), bools, strings and None. Every field of
+:class:`fgraph.train.TrainState` round-trips bit for bit; its params always
+load as arrays (a NumPy-scalar param comes back as a 0-d array). Loaded
+arrays are read-only.
+
+Every writer goes through :func:`atomic_write`: a temporary file in the
+target's directory, flushed and fsynced, then ``os.replace``-d onto the
+target, so a writer that dies mid-write leaves the previous file intact.
+``save_*`` write exactly the path given (no extension is added).
+
+Errors name the path and what is wrong: ``FileNotFoundError`` for a missing
+file, :class:`FileFormatError` (a ``ValueError``) for a corrupt or
+truncated file, a refused object array, a file from another program or of
+another fgraph format; ``TypeError``/``ValueError`` naming the key for
+params or states that cannot be saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import stat
+import tempfile
+import zipfile
+from collections.abc import Mapping
+
+import attrs
+import numpy as np
+
+from fgraph.init import check_seed
+
+__all__ = [
+    "FileFormatError", "atomic_write", "library_versions", "load_params", "load_run_record",
+    "load_state", "params_digest", "run_record", "save_params", "save_run_record", "save_state",
+]
+
+PARAMS_FORMAT = "fgraph.params"
+STATE_FORMAT = "fgraph.state"
+RUN_FORMAT = "fgraph.run"
+VERSION = 1
+MANIFEST = "manifest"
+_LOADER = {PARAMS_FORMAT: "load_params", STATE_FORMAT: "load_state", RUN_FORMAT: "load_run_record"}
+# Fixed zip timestamp (the earliest zip can store): equal content -> equal bytes.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_NEW_FILE_MODE = 0o644
+
+
+class FileFormatError(ValueError):
+    """A file is not what the loader expects: corrupt, truncated, refused or another format."""
+
+
+# ------------------------------------------------------------ atomic writes
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb", encoding: str | None = None):
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
+
+    ``with atomic_write(path) as f: f.write(...)``. On leaving the block the
+    file is flushed and fsynced, given the permissions of the file it
+    replaces (0o644 for a new one) and ``os.replace``-d onto ``path``, which
+    POSIX and Windows make atomic within one directory. On any exception
+    the temporary file is removed and ``path`` is untouched. A process
+    killed mid-write leaves ``path`` intact and a stray ``.<name>.*.tmp``.
+    """
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {target!r}: no such directory", directory) from None
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _mode_of(target))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _mode_of(target: str) -> int:
+    """Permission bits for the new file: those of the file it replaces, else 0o644.
+
+    (mkstemp creates files 0o600, which would silently hide results from
+    other users; the umask cannot be read without changing it.)
+    """
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return _NEW_FILE_MODE
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------- checks on saving
+
+
+def _array(value, where: str, kinds: str = "iuf") -> np.ndarray:
+    """``value`` as an array of real numbers (dtype kind in ``kinds``), finite; else name ``where``."""
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{where} must hold real numbers, got dtype {arr.dtype} ({type(value).__name__})")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{where} contains NaN or inf; refusing to save it")
+    return arr
+
+
+def _param_arrays(params, what: str = "params") -> dict:
+    """Validated ``{name: array}``: str names, real finite arrays (scalars become 0-d arrays)."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{what} must be a dict of name -> array, got {type(params).__name__}")
+    out = {}
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{what}: every name must be a str, got {name!r} ({type(name).__name__})")
+        out[name] = _array(value, f"{what}[{name!r}]")
+    return out
+
+
+# ----------------------------------------------------------- npz writing
+
+
+def _write_npz(f, manifest: dict, arrays: list) -> None:
+    """Write the manifest and ``arrays`` (as a0, a1, ...) as an .npz into the open file ``f``."""
+    text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        _write_member(zf, MANIFEST, np.array(text))
+        for i, arr in enumerate(arrays):
+            _write_member(zf, f"a{i}", arr)
+
+
+def _write_member(zf: zipfile.ZipFile, key: str, arr: np.ndarray) -> None:
+    info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_STORED
+    with zf.open(info, mode="w", force_zip64=True) as member:
+        np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+def _save_npz(path, fmt: str, body: dict, arrays: list) -> None:
+    manifest = {"format": fmt, "version": VERSION, **body}
+    with atomic_write(path) as f:
+        _write_npz(f, manifest, arrays)
+
+
+# ----------------------------------------------------------- npz reading
+
+
+def _open_for_reading(path, expected: str):
+    target = os.fspath(path)
+    try:
+        return target, open(target, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"no such file (expected an {expected!r} file)", target) from None
+
+
+def _read_members(f, target: str, expected: str) -> dict:
+    """Every member of the .npz as an array; a clear error for anything else."""
+    if f.read(2) != b"PK":
+        raise FileFormatError(f"{target!r} is not an .npz (zip) archive; expected an {expected!r} file")
+    f.seek(0)
+    try:
+        with np.load(f, allow_pickle=False) as npz:
+            members = {key: npz[key] for key in npz.files}
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise FileFormatError(
+                f"{target!r} holds an object array (pickled Python objects); refused:"
+                " fgraph never unpickles, since unpickling can run arbitrary code"
+            ) from None
+        raise FileFormatError(f"{target!r} is corrupt or truncated ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - any failure to parse the bytes means a damaged file
+        raise FileFormatError(f"{target!r} is corrupt or truncated ({type(e).__name__}: {e})") from None
+    for key, value in members.items():
+        if not isinstance(value, np.ndarray):
+            raise FileFormatError(f"{target!r}: member {key!r} is not a NumPy array; expected an {expected!r} file")
+    return members
+
+
+def _parse_manifest(members: dict, target: str, expected: str) -> dict:
+    """The JSON manifest, checked to be of format ``expected`` and a version this code reads."""
+    arr = members.pop(MANIFEST, None)
+    if arr is None:
+        held = sorted(members)
+        shown = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "")
+        raise FileFormatError(
+            f"{target!r} was not written by fgraph.io (it has no manifest; its arrays: {shown or 'none'});"
+            f" expected an {expected!r} file"
+        )
+    try:
+        if arr.dtype.kind != "U" or arr.shape != ():
+            raise ValueError(f"a {arr.dtype} array of shape {arr.shape}, not a 0-d string")
+        manifest = json.loads(str(arr[()]))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as e:
+        raise FileFormatError(f"{target!r}: the manifest is corrupt ({e})") from None
+    found = manifest.get("format")
+    if found != expected:
+        hint = f"; load it with fgraph.io.{_LOADER[found]}" if isinstance(found, str) and found in _LOADER else ""
+        raise FileFormatError(f"{target!r}: expected an {expected!r} file, found format {found!r}{hint}")
+    version = manifest.get("version")
+    if not isinstance(version, int) or not 1 <= version <= VERSION:
+        raise FileFormatError(
+            f"{target!r}: {expected!r} version {version!r} is not supported; this fgraph reads version {VERSION}"
+            " (a newer fgraph wrote it?)"
+        )
+    return manifest
+
+
+def _load_npz(path, expected: str) -> tuple[str, dict, dict]:
+    """(path as str, manifest, {key: read-only array}) of an fgraph .npz of format ``expected``."""
+    target, f = _open_for_reading(path, expected)
+    with f:
+        members = _read_members(f, target, expected)
+    manifest = _parse_manifest(members, target, expected)
+    for arr in members.values():
+        arr.flags.writeable = False  # freshly loaded, ours: nobody else holds them
+    return target, manifest, members
+
+
+class _Arrays:
+    """The arrays of a file being decoded; every key must be used exactly once."""
+
+    def __init__(self, members: dict, target: str):
+        self.members, self.target, self.used = members, target, set()
+
+    def take(self, key) -> np.ndarray:
+        if not isinstance(key, str) or key not in self.members or key in self.used:
+            raise FileFormatError(f"{self.target!r}: the manifest refers to array {key!r}, which the file does not hold")
+        self.used.add(key)
+        return self.members[key]
+
+    def check_all_used(self) -> None:
+        extra = sorted(set(self.members) - self.used)
+        if extra:
+            raise FileFormatError(f"{self.target!r}: arrays {extra} are not described by the manifest (corrupt file)")
+
+
+# ------------------------------------------------------------------ params
+
+
+def save_params(path, params: Mapping) -> None:
+    """Write ``{name: array}`` to ``path`` (exactly that path) as an fgraph params .npz.
+
+    Names are any strings; values are arrays of real numbers (int or float,
+    any shape, including NumPy scalars, kept with their dtype), all finite.
+    Atomic: see :func:`atomic_write`.
+    """
+    arrays = _param_arrays(params)
+    names = [[name, f"a{i}"] for i, name in enumerate(arrays)]
+    _save_npz(path, PARAMS_FORMAT, {"params": names}, list(arrays.values()))
+
+
+def load_params(path) -> dict:
+    """Read a file written by :func:`save_params`: ``{name: read-only array}``, in the saved order."""
+    target, manifest, members = _load_npz(path, PARAMS_FORMAT)
+    arrays = _Arrays(members, target)
+    entries = manifest.get("params")
+    if not isinstance(entries, list):
+        raise FileFormatError(f"{target!r}: the manifest has no list of params")
+    out = {}
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)) or entry[0] in out:
+            raise FileFormatError(f"{target!r}: bad params entry {entry!r} in the manifest")
+        out[entry[0]] = arrays.take(entry[1])
+    arrays.check_all_used()
+    return out
+
+
+# ------------------------------------------------------------------- state
+
+
+def _encode(value, where: str, arrays: list) -> dict:
+    """A JSON node for ``value``; its arrays are appended to ``arrays`` (key ``a<index>``).
+
+    Nodes are one-key objects, so no user key can be mistaken for a tag:
+    ``{"array": key}``, ``{"scalar": key}``, ``{"int": n}``, ``{"float": x}``,
+    ``{"json": bool | str | None}``, ``{"dict": [[key, node], ...]}``,
+    ``{"tuple": [node, ...]}``, ``{"list": [node, ...]}``.
+    """
+    if isinstance(value, (np.ndarray, np.generic)):  # before int/float: np.float64 is a float
+        tag = "array" if isinstance(value, np.ndarray) else "scalar"
+        arrays.append(_array(value, where, kinds="biuf"))
+        return {tag: f"a{len(arrays) - 1}"}
+    if value is None or isinstance(value, (bool, str)):
+        return {"json": value}
+    if isinstance(value, int):
+        return {"int": int(value)}
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value!r}; refusing to save a non-finite number")
+        return {"float": float(value)}
+    if isinstance(value, Mapping):
+        items = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: every dict key must be a str, got {key!r} ({type(key).__name__})")
+            items.append([key, _encode(item, f"{where}[{key!r}]", arrays)])
+        return {"dict": items}
+    if isinstance(value, (tuple, list)):
+        kind = "tuple" if isinstance(value, tuple) else "list"
+        return {kind: [_encode(item, f"{where}[{i}]", arrays) for i, item in enumerate(value)]}
+    raise TypeError(
+        f"{where}: cannot save a {type(value).__name__}; a state holds dicts with str keys, tuples, lists,"
+        " NumPy arrays and scalars, ints, floats, bools, strings and None"
+    )
+
+
+def _decode(node, arrays: _Arrays):
+    """The value of a node made by :func:`_encode`."""
+    if not (isinstance(node, dict) and len(node) == 1):
+        raise FileFormatError(f"{arrays.target!r}: the manifest is corrupt (bad node {node!r:.80})")
+    ((tag, payload),) = node.items()
+    if tag == "array":
+        return arrays.take(payload)
+    if tag == "scalar":
+        return arrays.take(payload)[()]
+    if tag == "int" and isinstance(payload, int) and not isinstance(payload, bool):
+        return payload
+    if tag == "float" and isinstance(payload, (int, float)) and not isinstance(payload, bool):
+        return float(payload)
+    if tag == "json" and (payload is None or isinstance(payload, (bool, str))):
+        return payload
+    if tag == "dict" and isinstance(payload, list):
+        if not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in payload):
+            raise FileFormatError(f"{arrays.target!r}: the manifest is corrupt (bad dict entries)")
+        return {key: _decode(item, arrays) for key, item in payload}
+    if tag in ("tuple", "list") and isinstance(payload, list):
+        items = [_decode(item, arrays) for item in payload]
+        return tuple(items) if tag == "tuple" else items
+    raise FileFormatError(f"{arrays.target!r}: the manifest is corrupt (unknown node {tag!r})")
+
+
+def _train_state_class():
+    # Imported here, not at the top: fgraph.train may well import fgraph.io.
+    from fgraph.train import TrainState
+
+    return TrainState
+
+
+def save_state(path, state) -> None:
+    """Write a :class:`fgraph.train.TrainState` to ``path`` (exactly that path) as an .npz.
+
+    Every field is saved (see the module docstring for what a field may
+    hold); params must be real and finite, as must every number in the
+    optimiser state. Atomic: see :func:`atomic_write`.
+    """
+    TrainState = _train_state_class()
+    if not isinstance(state, TrainState):
+        raise TypeError(f"save_state needs a fgraph.train.TrainState, got {type(state).__name__}")
+    fields = {f.name: getattr(state, f.name) for f in attrs.fields(TrainState) if f.init}
+    fields["params"] = _param_arrays(state.params, "state.params")
+    arrays: list = []
+    tree = {name: _encode(value, f"state.{name}", arrays) for name, value in fields.items()}
+    _save_npz(path, STATE_FORMAT, {"fields": tree}, arrays)
+
+
+def load_state(path):
+    """Read a file written by :func:`save_state`: the same ``TrainState``, bit for bit.
+
+    Params come back as read-only arrays (0-d for scalar params); the
+    optimiser state with its ints, floats and read-only arrays as saved.
+    """
+    TrainState = _train_state_class()
+    target, manifest, members = _load_npz(path, STATE_FORMAT)
+    arrays = _Arrays(members, target)
+    tree = manifest.get("fields")
+    if not isinstance(tree, dict):
+        raise FileFormatError(f"{target!r}: the manifest has no state fields")
+    try:
+        values = {name: _decode(node, arrays) for name, node in tree.items()}
+    except RecursionError:
+        raise FileFormatError(f"{target!r}: the manifest is corrupt (nested too deeply)") from None
+    arrays.check_all_used()
+    known = {f.name: f for f in attrs.fields(TrainState) if f.init}
+    unknown = sorted(set(values) - set(known))
+    missing = sorted(n for n, f in known.items() if n not in values and f.default is attrs.NOTHING)
+    if unknown or missing:
+        raise FileFormatError(
+            f"{target!r}: the saved state does not fit this fgraph's TrainState"
+            f" (unknown fields {unknown}, missing fields {missing})"
+        )
+    if not isinstance(values.get("params"), dict) or not all(isinstance(v, np.ndarray) for v in values["params"].values()):
+        raise FileFormatError(f"{target!r}: the saved params are not a dict of arrays")
+    # attrs names the __init__ argument of a field "_x" "x": its alias.
+    return TrainState(**{getattr(known[name], "alias", None) or name: value for name, value in values.items()})
+
+
+# ------------------------------------------------------------- run records
+
+
+def params_digest(params: Mapping) -> str:
+    """SHA-256 (hex) of params: equal params ⇔ equal digest.
+
+    Hashes, for every name in sorted order, a header ``[name, dtype, shape]``
+    (JSON, little-endian dtype) and the array's bytes in C order. Two param
+    dicts are equal when they have the same names, and for every name the
+    same dtype, shape and bits (so 0.0 and -0.0 differ; a NumPy scalar, a
+    0-d array and a Python float of the same float64 value do not; neither
+    does dict order, memory layout or byte order).
+    """
+    arrays = _param_arrays_unchecked(params)
+    h = hashlib.sha256(b"fgraph.params_digest.v1\n")
+    for name in sorted(arrays):
+        arr = arrays[name]
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        header = json.dumps([name, arr.dtype.str, list(arr.shape)], ensure_ascii=True)
+        h.update(header.encode("ascii") + b"\n")
+        h.update(arr.tobytes(order="C"))  # the header fixes the byte count, so the stream parses one way
+    return h.hexdigest()
+
+
+def _param_arrays_unchecked(params) -> dict:
+    """Like :func:`_param_arrays` but NaN is allowed: a digest describes, it does not judge."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of name -> array, got {type(params).__name__}")
+    out = {}
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise TypeError(f"params: every name must be a str, got {name!r} ({type(name).__name__})")
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"params[{name!r}] must hold real numbers, got dtype {arr.dtype}")
+        out[name] = arr
+    return out
+
+
+def library_versions() -> dict:
+    """Versions of python, numpy, attrs, toolz and fgraph, for run records."""
+    import fgraph
+    import toolz
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "attrs": _distribution_version("attrs"),
+        "toolz": getattr(toolz, "__version__", None) or _distribution_version("toolz"),
+        "fgraph": fgraph.__version__,
+    }
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _jsonable(value, where: str):
+    """``value`` as plain JSON data: dicts (str keys), lists, str, bool, None, int, finite float.
+
+    Tuples and arrays become lists, NumPy scalars Python numbers. Anything
+    else, or a NaN/inf (JSON has none), is an error naming ``where``.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value!r}; JSON has no NaN or inf (record None or a string instead)")
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: every key must be a str, got {key!r} ({type(key).__name__})")
+            out[key] = _jsonable(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(f"{where}: a {type(value).__name__} cannot be written to JSON")
+
+
+def run_record(config: Mapping, seed: int, metrics: Mapping, params: Mapping) -> dict:
+    """A JSON-able record of a run, reproducible: the same run gives an equal record.
+
+    ``{"format": "fgraph.run", "version": 1, "config": ..., "seed": ...,
+    "metrics": ..., "params_digest": params_digest(params), "versions":
+    library_versions()}``. There is deliberately no timestamp. Config and
+    metrics are converted to plain JSON data (tuples and arrays to lists,
+    NumPy numbers to Python ones); a NaN or inf in them is an error.
+    """
+    for what, value in (("config", config), ("metrics", metrics)):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"run_record: {what} must be a dict, got {type(value).__name__}")
+    return {
+        "format": RUN_FORMAT,
+        "version": VERSION,
+        "config": _jsonable(config, "config"),
+        "seed": check_seed(seed),
+        "metrics": _jsonable(metrics, "metrics"),
+        "params_digest": params_digest(params),
+        "versions": library_versions(),
+    }
+
+
+def save_run_record(path, record: Mapping) -> None:
+    """Write a record from :func:`run_record` to ``path`` (exactly) as JSON, atomically.
+
+    Keys sorted, two-space indent, floats in their shortest exact ``repr``
+    (so every float reads back bit for bit), UTF-8, a final newline.
+    """
+    if not isinstance(record, Mapping) or record.get("format") != RUN_FORMAT:
+        raise ValueError(f"save_run_record needs a record made by fgraph.io.run_record, got {type(record).__name__}")
+    text = json.dumps(_jsonable(record, "record"), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_run_record(path) -> dict:
+    """Read a record written by :func:`save_run_record`."""
+    target, f = _open_for_reading(path, RUN_FORMAT)
+    with f:
+        raw = f.read()
+    try:
+        record = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as e:
+        raise FileFormatError(f"{target!r} is not UTF-8 text ({e}); expected an {RUN_FORMAT!r} JSON file") from None
+    except ValueError as e:  # json.JSONDecodeError included: it says line and column
+        raise FileFormatError(f"{target!r} is not valid JSON ({e}); expected an {RUN_FORMAT!r} file") from None
+    found = record.get("format") if isinstance(record, dict) else None
+    if found != RUN_FORMAT:
+        raise FileFormatError(f"{target!r}: expected an {RUN_FORMAT!r} file, found format {found!r}")
+    return record

@@ -1,0 +1,211 @@
+"""Training as a fold: seeded batches, hand-checked steps, determinism,
+resumption bit for bit, divergence that keeps the last finite state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fgraph as fg
+import models
+from fgraph import io, optim, train
+
+OPTIMIZERS = {
+    "sgd": lambda: optim.sgd(0.01),
+    "momentum": lambda: optim.momentum(0.01, 0.9),
+    "adam": lambda: optim.adam(0.01),
+    "chain": lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.add_weight_decay(1e-3), optim.adam(0.01)),
+}
+
+
+def _problem(n=12, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    return {"x": X, "y": X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)}
+
+
+def _mlp(d=3):
+    m = models.mlp_regression(d, hidden_units=4, init_scale=0.5)
+    return m.graph, m.init(seed=1)
+
+
+@given(st.integers(1, 30), st.integers(1, 12), st.integers(0, 2**31), st.integers(1, 3))
+def test_batches_visit_every_example_once_per_epoch_reproducibly(n, batch_size, seed, epochs):
+    data = {"i": np.arange(n), "x": np.arange(n) * 10.0}
+    first = list(train.batches(data, batch_size, seed, epochs))
+    again = list(train.batches(data, batch_size, seed, epochs))
+    per_epoch = -(-n // batch_size)
+    assert len(first) == per_epoch * epochs
+    for e in range(epochs):
+        seen = np.concatenate([b["i"] for b in first[e * per_epoch : (e + 1) * per_epoch]])
+        assert sorted(seen) == list(range(n))
+        assert all(len(b["i"]) == min(batch_size, n - k * batch_size) for k, b in enumerate(first[e * per_epoch : (e + 1) * per_epoch]))
+    assert all(np.array_equal(a["i"], b["i"]) and np.array_equal(a["x"], b["i"] * 10.0) for a, b in zip(first, again))
+
+
+def test_epochs_are_shuffled_differently_and_only_by_seed_and_epoch():
+    assert not np.array_equal(train.epoch_permutation(50, 0, 0), train.epoch_permutation(50, 0, 1))
+    assert not np.array_equal(train.epoch_permutation(50, 0, 0), train.epoch_permutation(50, 1, 0))
+    assert np.array_equal(train.epoch_permutation(50, 3, 7), train.epoch_permutation(50, 3, 7))
+
+
+def test_a_full_batch_epoch_is_one_gradient_step_computed_by_hand():
+    m = models.ridge_regression(3, l2_reg=0.5)
+    data = _problem()
+    params = {"w": np.array([0.1, -0.2, 0.3]), "b": np.array(0.05)}
+    result = train.fit(m.graph, params, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=len(data["y"]))
+    X, y, w, b = data["x"], data["y"], params["w"], params["b"]
+    r = X @ w + b - y
+    np.testing.assert_allclose(result.params["w"], w - 0.1 * (2 * X.T @ r / len(y) + 2 * 0.5 * w), rtol=1e-13)
+    np.testing.assert_allclose(result.params["b"], b - 0.1 * 2 * r.mean(), rtol=1e-13)
+    np.testing.assert_allclose(result.history[0], np.mean(r**2) + 0.5 * w @ w, rtol=1e-13)
+
+
+def test_per_example_sgd_follows_the_seeded_order():
+    g, params = _mlp()
+    data = _problem()
+    result = train.fit(g, params, data, optimizer=optim.sgd(0.05), epochs=2, batch_size=1, seed=4)
+    f = fg.value_and_grad(g)
+    p, history = dict(params), []
+    for e in range(2):
+        values = []
+        for i in train.epoch_permutation(len(data["y"]), 4, e):
+            v, grads = f(p, {"x": data["x"][i : i + 1], "y": data["y"][i : i + 1]})
+            values.append(v)
+            p = {k: p[k] - 0.05 * grads[k] for k in p}
+        history.append(np.mean(values))
+    for k in p:
+        np.testing.assert_allclose(result.params[k], p[k], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(result.history, history, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_the_same_seed_gives_bit_identical_params(name):
+    g, params = _mlp()
+    runs = [train.fit(g, params, _problem(), optimizer=OPTIMIZERS[name](), epochs=3, batch_size=5, seed=9) for _ in range(2)]
+    assert all(np.array_equal(runs[0].params[k], runs[1].params[k]) for k in params)
+    assert runs[0].history == runs[1].history
+    other = train.fit(g, params, _problem(), optimizer=OPTIMIZERS[name](), epochs=3, batch_size=5, seed=10)
+    assert not all(np.array_equal(runs[0].params[k], other.params[k]) for k in params)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_fit_resumed_from_a_saved_state_ends_bit_identical(name, tmp_path):
+    g, params = _mlp()
+    data = _problem()
+    straight = train.fit(g, params, data, optimizer=OPTIMIZERS[name](), epochs=6, batch_size=5, seed=2)
+    first = train.fit(g, params, data, optimizer=OPTIMIZERS[name](), epochs=2, batch_size=5, seed=2)
+    io.save_state(tmp_path / "state.npz", first.state)
+    resumed = train.fit(g, None, data, optimizer=OPTIMIZERS[name](), epochs=6, batch_size=5, seed=2,
+                        resume=io.load_state(tmp_path / "state.npz"))
+    assert all(np.array_equal(straight.params[k], resumed.params[k]) for k in params)
+    assert straight.history == resumed.history and resumed.state.step == straight.state.step
+
+
+def test_a_fit_resumed_mid_epoch_from_a_divergence_state_matches_the_straight_run():
+    g, params = _mlp()
+    data = _problem()
+    straight = train.fit(g, params, data, optimizer=optim.sgd(0.05), epochs=3, batch_size=2, seed=0)
+    step = train.make_step(g, optim.sgd(0.05))
+    state = train.TrainState(train.readonly(params), {}, 0, 0, 0, 2)
+    for batch in list(train.epoch_batches(data, 2, 0, 0))[:4]:  # stop after 4 of 6 steps
+        state = step(state, batch)
+    resumed = train.fit(g, None, data, optimizer=optim.sgd(0.05), epochs=3, batch_size=2, seed=0, resume=state)
+    assert all(np.array_equal(straight.params[k], resumed.params[k]) for k in params)
+    assert straight.history == resumed.history
+
+
+def test_divergence_stops_at_once_naming_epoch_and_step_with_the_last_finite_state():
+    m = models.linear_regression(3)
+    data = _problem(n=8)
+    with pytest.raises(train.DivergenceError) as info:
+        train.fit(m.graph, m.init(), data, optimizer=optim.sgd(50.0), epochs=100, batch_size=1, seed=0)
+    err = info.value
+    assert isinstance(err, ValueError) and f"epoch {err.epoch}, step {err.step}" in str(err)
+    state = err.state
+    assert all(np.isfinite(v).all() for v in state.params.values())
+    assert state.step == err.epoch * 8 + err.step
+    # the state really is the last finite one: the next step is the one that fails
+    batch = train.epoch_batches({k: np.asarray(v) for k, v in data.items()}, 1, 0, err.epoch)[err.step]
+    with np.errstate(over="ignore", invalid="ignore"):
+        value, grads = fg.value_and_grad(m.graph)(state.params, batch)
+        new = {k: state.params[k] - 50.0 * grads[k] for k in grads}
+    assert not (np.isfinite(value) and all(np.isfinite(v).all() for v in grads.values()) and all(np.isfinite(v).all() for v in new.values()))
+
+
+def test_divergence_hidden_behind_a_saturated_unit_is_still_caught():
+    # The first update overflows w to inf; tanh(inf) = 1 and its derivative 0
+    # keep every later objective and gradient finite, so only the per-epoch
+    # param check sees it, and the replay must still name step 0.
+    x, y, w = fg.input("x", (1,)), fg.input("y", (1,)), fg.param("w", (1,))
+    g = fg.graph(objective=fg.squared_l2_distance(fg.tanh(fg.mul(x, w)), y))
+    data = {"x": np.ones((3, 1)), "y": np.full((3, 1), 50.0)}
+    with pytest.raises(train.DivergenceError, match="param 'w' non-finite") as info:
+        train.fit(g, {"w": np.array([0.1])}, data, optimizer=optim.sgd(1e308), epochs=3)
+    assert (info.value.epoch, info.value.step) == (0, 0)
+    assert np.array_equal(info.value.state.params["w"], [0.1])
+
+
+def test_fit_validates_once_with_clear_errors():
+    m = models.ridge_regression(3, 1.0)
+    data = _problem()
+    with pytest.raises(fg.ShapeError, match="batch axis"):
+        train.fit(m.graph, m.init(), {"x": np.ones(3), "y": np.array(1.0)}, optimizer=optim.sgd(0.1), epochs=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        train.fit(m.graph, m.init(), data, optimizer=optim.sgd(0.1), epochs=1, batch_size=0)
+    with pytest.raises(TypeError, match="optimizer"):
+        train.fit(m.graph, m.init(), data, optimizer=0.1, epochs=1)
+    with pytest.raises(ValueError, match="NaN"):
+        train.fit(m.graph, {"w": np.full(3, np.nan), "b": 0.0}, data, optimizer=optim.sgd(0.1), epochs=1)
+    state = train.fit(m.graph, m.init(), data, optimizer=optim.sgd(0.1), epochs=1, seed=3).state
+    with pytest.raises(ValueError, match="seed=3"):
+        train.fit(m.graph, None, data, optimizer=optim.sgd(0.1), epochs=2, seed=4, resume=state)
+    with pytest.raises(ValueError, match="either params or resume"):
+        train.fit(m.graph, m.init(), data, optimizer=optim.sgd(0.1), epochs=2, seed=3, resume=state)
+
+
+def test_progress_wraps_the_epochs_and_on_epoch_sees_each_state_outside_the_fold():
+    m = models.ridge_regression(3, 1.0)
+    seen, wrapped = [], []
+
+    def progress(epochs):
+        for e in epochs:
+            wrapped.append(e)
+            yield e
+
+    result = train.fit(m.graph, m.init(), _problem(), optimizer=optim.sgd(0.01), epochs=3, progress=progress,
+                       on_epoch=seen.append)
+    assert wrapped == [0, 1, 2] and [s.epoch for s in seen] == [1, 2, 3] and seen[-1] is result.state
+    assert len(result.history) == 3 and result.history[-1] < result.history[0]
+
+
+def test_interrupting_a_fit_keeps_the_last_completed_epoch():
+    m = models.ridge_regression(3, 1.0)
+
+    def interrupt_after_two(epochs):
+        for e in epochs:
+            if e == 2:
+                raise KeyboardInterrupt
+            yield e
+
+    with pytest.raises(train.TrainingInterrupted) as info:
+        train.fit(m.graph, m.init(), _problem(), optimizer=optim.sgd(0.01), epochs=5, progress=interrupt_after_two)
+    assert info.value.state.epoch == 2 and isinstance(info.value, KeyboardInterrupt)
+
+
+def test_returned_params_are_read_only_and_the_callers_params_untouched():
+    m = models.ridge_regression(3, 1.0)
+    params = {"w": np.ones(3), "b": np.array(0.0)}
+    result = train.fit(m.graph, params, _problem(), optimizer=optim.sgd(0.01), epochs=2)
+    assert np.array_equal(params["w"], np.ones(3)) and params["w"].flags.writeable
+    assert not result.params["w"].flags.writeable
+
+
+def test_the_same_model_trains_per_example_and_on_minibatches():
+    m = models.ridge_regression(3, 0.1)
+    data = _problem(n=20)
+    for batch_size in (1, 4, 20):
+        result = train.fit(m.graph, m.init(), data, optimizer=optim.sgd(0.05), epochs=30, batch_size=batch_size)
+        assert result.history[-1] < 0.5 * result.history[0]
