@@ -14,7 +14,7 @@ functions of a parameter dictionary and a data dictionary::
 
 from fgraph.autodiff import backward, forward, grad, merge_grads, value_and_grad
 from fgraph.check import check_grads, check_op
-from fgraph.errors import GraphError, NameMismatchError, ShapeError
+from fgraph.errors import FileFormatError, GraphError, NameMismatchError, ShapeError
 from fgraph.graph import Graph, Node, graph, input, param
 from fgraph.ops import (
     Primitive,
@@ -44,7 +44,7 @@ from fgraph import init, io, layers, ops, optim, train  # noqa: E402  (submodule
 __version__ = "0.1.0"
 
 __all__ = [
-    "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
+    "FileFormatError", "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
     "add", "affine", "apply", "backward", "check_grads", "check_op", "forward", "grad",
     "graph", "input", "l2_norm_penalty", "log_softmax", "matmul", "mean", "merge_grads",
     "mul", "nll", "param", "relu", "scale", "sigmoid", "softmax", "softmax_cross_entropy",

@@ -47,3 +47,7 @@ class NameMismatchError(KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and wrap it in quotes.
         return self._message()
+
+
+class FileFormatError(ValueError):
+    """A file is not what the loader expects: corrupt, truncated, refused or another format."""

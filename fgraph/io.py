@@ -54,6 +54,7 @@ from collections.abc import Mapping
 import attrs
 import numpy as np
 
+from fgraph.errors import FileFormatError
 from fgraph.init import check_seed
 
 __all__ = [
@@ -70,10 +71,6 @@ _LOADER = {PARAMS_FORMAT: "load_params", STATE_FORMAT: "load_state", RUN_FORMAT:
 # Fixed zip timestamp (the earliest zip can store): equal content -> equal bytes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _NEW_FILE_MODE = 0o644
-
-
-class FileFormatError(ValueError):
-    """A file is not what the loader expects: corrupt, truncated, refused or another format."""
 
 
 # ------------------------------------------------------------ atomic writes
