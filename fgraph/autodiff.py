@@ -30,7 +30,7 @@ import toolz
 from fgraph import validate
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Graph
-from fgraph.program import ONE, Program, compile_forward, compile_output, run_forward, run_value_and_grad
+from fgraph.program import ONE, Program, compile_forward, compile_output
 
 
 def frozen(value):
@@ -94,13 +94,12 @@ def forward(g: Graph, params: Mapping, data: Mapping | None = None, outputs: Ite
     nodes = [g.outputs[k].name for k in names]
     if len(names) == 1:
         prog = g.programs[names[0]]
-        p_slots, i_slots, steps = prog.params, prog.inputs, prog.forward_steps
+        run, param_names, input_names = (lambda p, d: (prog.forward(p, d),)), prog.param_names, prog.input_names
     else:
-        p_slots, i_slots, steps = compile_forward(g, nodes)
-    p = validate.params(g, params, frozenset(n for _, n in p_slots))
-    d, _ = validate.data(g, data, frozenset(n for _, n in i_slots))
-    values = run_forward(len(g.nodes), p_slots, i_slots, steps, p, d)
-    return {k: frozen(values[g.slots[n]]) for k, n in zip(names, nodes)}
+        run, param_names, input_names = compile_forward(g, nodes)
+    p = validate.params(g, params, param_names)
+    d, _ = validate.data(g, data, input_names)
+    return {k: frozen(v) for k, v in zip(names, run(p, d))}
 
 
 def _check_scalar(g: Graph, output: str) -> None:
@@ -123,7 +122,7 @@ def value_and_grad(g: Graph, output: str = "objective", wrt=None):
 
     def value_and_grad_fn(params: Mapping, data: Mapping | None = None):
         p, d, _ = _inputs_for(g, program, params, data)
-        value, grads = run_value_and_grad(program, p, d)
+        value, grads = program.value_and_grad(p, d)
         return frozen(value), {k: frozen(v) for k, v in grads.items()}
 
     value_and_grad_fn.__doc__ = f"(value, gradients) of output {output!r} of {g!r}."
@@ -156,5 +155,5 @@ def backward(g: Graph, params: Mapping, data: Mapping | None = None, output: str
         if cotangent.shape != shape:
             raise ShapeError(f"the cotangent has shape {cotangent.shape}; output {output!r} has shape {shape}")
         validate.check_finite(cotangent, "cotangent")
-    _, grads = run_value_and_grad(program, p, d, cotangent)
+    _, grads = program.value_and_grad(p, d, cotangent)
     return {k: frozen(v) for k, v in grads.items()}

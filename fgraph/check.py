@@ -27,7 +27,6 @@ import numpy as np
 from fgraph import validate
 from fgraph.autodiff import backward, value_and_grad
 from fgraph.graph import Node, graph, input, param
-from fgraph.program import run_forward
 
 DEFAULT_TOLERANCE = 1e-4
 
@@ -93,8 +92,7 @@ def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "
     point = {**p, **d}
 
     def phi(pt):
-        values = run_forward(program.n_slots, program.params, program.inputs, program.forward_steps, pt, pt)
-        return float(values[program.out_slot])
+        return float(program.forward(pt, pt))
 
     with np.errstate(all="ignore"):
         errors = _directional_errors(phi, point, grads, eps, np.random.default_rng(seed), directions)
@@ -144,13 +142,12 @@ def check_op(builder, *arrays, eps: float = 1e-6, batched=False, directions: int
     program = g.programs["out"]
     names = [n.name for n in nodes if n.name not in g.labels]
     point = {**params, **data}
-    value = run_forward(program.n_slots, program.params, program.inputs, program.forward_steps, point, point)[program.out_slot]
+    value = program.forward(point, point)
     u = rng.standard_normal(np.shape(value))
     grads = backward(g, params, data, output="out", cotangent=u, wrt=names)
 
     def phi(pt):
-        values = run_forward(program.n_slots, program.params, program.inputs, program.forward_steps, pt, pt)
-        return float(np.vdot(u, values[program.out_slot]))
+        return float(np.vdot(u, program.forward(pt, pt)))
 
     with np.errstate(all="ignore"):
         errors = _directional_errors(phi, point, grads, eps, rng, directions)

@@ -224,7 +224,8 @@ def _squared_norm(d):
 
 def _sqdist_forward(a, b, ndim):
     d = a - b
-    return _squared_norm(d) / _examples(d, ndim)
+    n = _examples(d, ndim)
+    return _squared_norm(d) if n == 1 else _squared_norm(d) / n
 
 
 def _sqdist_grad(sign):
@@ -339,14 +340,14 @@ VECTOR_SCALAR_AFFINE = Primitive(
     vjps=(
         lambda g, out, x, w, b: np.multiply.outer(g, w),
         _vsa_grad_w,
-        lambda g, out, x, w, b: g.sum(),
+        lambda g, out, x, w, b: g if g.ndim == 0 else g.sum(),
     ),
     shape=_vector_scalar_affine_shape,
     unbatched_args=(1, 2),
 )
 AFFINE = Primitive(
     "affine",
-    forward=lambda W, x, b: x.dot(W.T) + b,
+    forward=lambda W, x, b: (W.dot(x) if x.ndim == 1 else x.dot(W.T)) + b,
     vjps=(_affine_grad_W, lambda g, out, W, x, b: g.dot(W), _affine_grad_b),
     shape=_affine_shape,
     unbatched_args=(0, 2),

@@ -64,12 +64,19 @@ class Optimizer:
       faster :meth:`step`, bit-identical to the default one.
     - ``name``: how it was built, e.g. ``"adam(lr=0.001, ...)"``, for logs
       and run records.
+    - ``linear_scale`` (optional): s when the update is a fixed multiple of
+      the gradient, u = s·g, with no state (SGD: s = -lr). Training then
+      seeds backpropagation with the cotangent s instead of 1, so the
+      program returns s·∇J directly and the step is θ + u: the learning
+      rate is folded into the backward pass, as a hand-written loop would
+      do, saving one array product per param per step.
     """
 
     init: Callable
     update: Callable
     fused_step: Callable | None = None
     name: str = "optimizer"
+    linear_scale: float | None = None
 
     def step(self, grads: Mapping, state, params: Mapping):
         """One optimisation step: ``(apply_updates(params, updates), state)``.
@@ -177,7 +184,7 @@ def sgd(lr: float) -> Optimizer:
     def fused_step(grads, state, params):
         return {k: p - lr * grads[k] for k, p in params.items()}, state
 
-    return Optimizer(_empty_state, update, fused_step, name=f"sgd(lr={lr!r})")
+    return Optimizer(_empty_state, update, fused_step, name=f"sgd(lr={lr!r})", linear_scale=neg_lr)
 
 
 def momentum(lr: float, beta: float = 0.9) -> Optimizer:
@@ -274,7 +281,7 @@ def scale(factor: float) -> Optimizer:
     def update(grads, state, params):
         return {k: factor * g for k, g in grads.items()}, state
 
-    return Optimizer(_empty_state, update, name=f"scale({factor!r})")
+    return Optimizer(_empty_state, update, name=f"scale({factor!r})", linear_scale=factor)
 
 
 def add_weight_decay(rate: float) -> Optimizer:

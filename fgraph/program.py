@@ -1,21 +1,39 @@
-"""Compile a graph once into flat programs, and run them.
+"""Compile a graph once into straight-line Python programs, and run them.
 
-A :class:`Program` is what evaluation of one output needs, derived only from
-the frozen graph: which params and inputs it reads, a forward program (one
-step per op node, in topological order) and a backward program (one step per
-edge that carries a gradient, in reverse topological order). Running a
-program walks these tuples and nothing else: no dictionaries or attrs objects
-per node, no shape reasoning, no validation. Validation happens at the
-public entry points (:mod:`fgraph.autodiff`, :mod:`fgraph.train`).
+Evaluation of an output is a fixed sequence of rule calls that depends only
+on the frozen graph, so it is compiled once, when the graph is built, into a
+plain Python function: one line per op node for the forward pass, one line
+per edge that carries a gradient for the backward pass. Running it creates
+no dictionaries, lists or attrs objects per node and looks nothing up; the
+arguments are local variables. :func:`program_source` shows the program,
+which is also the clearest picture of backpropagation there is::
 
-Backpropagation is the chain rule in reverse order: the cotangent of a node
-is the sum, over its consumers, of each consumer's VJP. For a node with one
-consumer that sum has one term and is assigned; for a node with several (a
-shared parameter, ridge's ``w``) the terms are merged by adding them, in a
-fixed order, so the result is deterministic to the bit.
+    def value_and_grad(params, data, cotangent):
+        v1 = params['w']                                   # 'w' param
+        ...
+        v3 = f3(v0, v1, v2)                                # 'prediction' = vector_scalar_affine(...)
+        ...
+        g5 = cotangent                                     # ∂output/∂output
+        g3 = b5_0(g5, v5, v3, v4, c5_0)                    # through squared_l2_distance
+        g1 = b3_1(g3, v3, v0, v1, v2)                      # 'w', first use
+        g1 = g1 + b6_0(g6, v6, v1, c6_0)                   # 'w', second use: contributions add
+
+The cotangent of a node is the sum, over its consumers, of each
+consumer's VJP: assigned for the first consumer, added for the others, in a
+fixed order, so results are deterministic to the bit. Where an argument may
+be smaller than the value it met (broadcasting, or a parameter meeting
+batched data), the VJP's result goes through :func:`sum_to_shape`.
+
+Only generated identifiers (``v3``, ``g3``, ``f3``) appear as code; the
+rules, config constants and names live in the function's namespace or in
+``repr``-quoted strings, so no node name can change what the code does.
+Validation happens at the public entry points (:mod:`fgraph.autodiff`,
+:mod:`fgraph.train`), never here.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import attrs
 import numpy as np
@@ -27,36 +45,23 @@ ONE = np.float64(1.0)
 
 @attrs.frozen(eq=False)
 class Program:
-    """The evaluation plan of one output of a graph (see module docstring).
+    """The compiled evaluation of one output of a graph.
 
-    - ``params`` / ``inputs``: ``(slot, name)`` of the leaves the output reads.
-    - ``forward_steps``: ``(slot, run)`` with ``run(values) -> value``.
-    - ``backward_steps``: ``(src, dst, run, first)``: the cotangent of slot
-      ``dst`` gets ``run(cotangent[src], values)``, assigned when ``first``
-      and added otherwise.
-    - ``grads``: ``(name, slot, zeros)`` for each name gradients are taken
-      with respect to; ``slot`` is None when the name does not reach the
-      output and ``zeros`` (read-only) is its gradient.
+    - ``value_and_grad(params, data, cotangent=ONE) -> (value, {name: grad})``
+    - ``forward(params, data) -> value``
+    - ``param_names`` / ``input_names``: what the output reads.
+    - ``wrt``: the names gradients are taken with respect to; one that does
+      not reach the output gets a shared read-only zeros array.
+    - ``source``: the generated Python code.
     """
 
     output: str
-    n_slots: int
-    out_slot: int
-    params: tuple
-    inputs: tuple
-    forward_steps: tuple
-    backward_steps: tuple
-    grads: tuple
-
-    @property
-    def param_names(self) -> frozenset:
-        """Names of the params this output needs."""
-        return frozenset(name for _, name in self.params)
-
-    @property
-    def input_names(self) -> frozenset:
-        """Names of the data inputs this output needs."""
-        return frozenset(name for _, name in self.inputs)
+    param_names: frozenset
+    input_names: frozenset
+    wrt: tuple
+    value_and_grad: Callable
+    forward: Callable
+    source: str
 
 
 def sum_to_shape(c, like):
@@ -76,85 +81,74 @@ def sum_to_shape(c, like):
     return c.sum(axis=axes, keepdims=True) if axes else c
 
 
-def _reader(fn, slots, config=()):
-    """``run(values) -> fn(*(values[s] for s in slots), *config)``, unrolled for small arities."""
-    if config:
-        if len(slots) == 1:
-            (a,) = slots
-            return lambda v: fn(v[a], *config)
-        if len(slots) == 2:
-            a, b = slots
-            return lambda v: fn(v[a], v[b], *config)
-        return lambda v: fn(*[v[s] for s in slots], *config)
-    if len(slots) == 1:
-        (a,) = slots
-        return lambda v: fn(v[a])
-    if len(slots) == 2:
-        a, b = slots
-        return lambda v: fn(v[a], v[b])
-    if len(slots) == 3:
-        a, b, c = slots
-        return lambda v: fn(v[a], v[b], v[c])
-    return lambda v: fn(*[v[s] for s in slots])
-
-
-def _vjp_reader(fn, out, slots, config=()):
-    """``run(g, values) -> fn(g, values[out], *(values[s] for s in slots), *config)``."""
-    if config:
-        if len(slots) == 1:
-            (a,) = slots
-            return lambda g, v: fn(g, v[out], v[a], *config)
-        if len(slots) == 2:
-            a, b = slots
-            return lambda g, v: fn(g, v[out], v[a], v[b], *config)
-        return lambda g, v: fn(g, v[out], *[v[s] for s in slots], *config)
-    if len(slots) == 1:
-        (a,) = slots
-        return lambda g, v: fn(g, v[out], v[a])
-    if len(slots) == 2:
-        a, b = slots
-        return lambda g, v: fn(g, v[out], v[a], v[b])
-    if len(slots) == 3:
-        a, b, c = slots
-        return lambda g, v: fn(g, v[out], v[a], v[b], v[c])
-    return lambda g, v: fn(g, v[out], *[v[s] for s in slots])
-
-
-def _may_broadcast(arg, node) -> bool:
-    """Whether ``arg`` may have a smaller shape than another argument of ``node``
-    or its output, so that its cotangent must be summed down."""
-    return any((other.batched, other.shape) != (arg.batched, arg.shape) for other in (node, *node.inputs))
-
-
-def _unbroadcasting(run, dst):
-    return lambda g, v: sum_to_shape(run(g, v), v[dst])
-
-
 def ancestors(g, names) -> list:
     """Slots of the nodes that the named nodes depend on (themselves included), in order."""
-    need = set()
-    for name in names:
-        need.add(g.slots[name])
+    need = {g.slots[name] for name in names}
     for slot in range(len(g.nodes) - 1, -1, -1):
         if slot in need:
             need.update(g.slots[i.name] for i in g.nodes[slot].inputs)
     return sorted(need)
 
 
-def compile_forward(g, node_names) -> tuple:
-    """``(params, inputs, forward_steps)`` computing the named nodes."""
-    slots = ancestors(g, node_names)
-    params, inputs, steps = [], [], []
-    for s in slots:
-        node = g.nodes[s]
-        if node.role == "param":
-            params.append((s, node.name))
-        elif node.role == "input":
-            inputs.append((s, node.name))
-        else:
-            ins = tuple(g.slots[i.name] for i in node.inputs)
-            steps.append((s, _reader(node.op.forward, ins, tuple(node.config.values()))))
-    return tuple(params), tuple(inputs), tuple(steps)
+class _Emitter:
+    """Collects the lines of a generated function and the namespace it runs in."""
+
+    def __init__(self, g):
+        self.g = g
+        self.lines: list[str] = []
+        self.namespace: dict = {"sum_to_shape": sum_to_shape, "ONE": ONE}
+
+    def line(self, code: str, comment: str = "") -> None:
+        self.lines.append(f"    {code:<52} # {comment}" if comment else f"    {code}")
+
+    def constant(self, key: str, value) -> str:
+        self.namespace[key] = value
+        return key
+
+    def arguments(self, slot: int) -> list:
+        node = self.g.nodes[slot]
+        args = [f"v{self.g.slots[i.name]}" for i in node.inputs]
+        return args + [self.constant(f"c{slot}_{j}", c) for j, c in enumerate(node.config.values())]
+
+    def forward(self, slots) -> tuple[frozenset, frozenset]:
+        """Lines computing ``v{slot}`` for every slot, in order; the leaf names read."""
+        params, inputs = set(), set()
+        for s in slots:
+            node = self.g.nodes[s]
+            if node.role == "param":
+                params.add(node.name)
+                self.line(f"v{s} = params[{node.name!r}]", f"{node.name!r} param")
+            elif node.role == "input":
+                inputs.add(node.name)
+                self.line(f"v{s} = data[{node.name!r}]", f"{node.name!r} input")
+            else:
+                f = self.constant(f"f{s}", node.op.forward)
+                described = ", ".join(repr(i.name) for i in node.inputs)
+                self.line(f"v{s} = {f}({', '.join(self.arguments(s))})", f"{node.name!r} = {node.op.name}({described})")
+        return frozenset(params), frozenset(inputs)
+
+    def compile(self, name: str, signature: str) -> tuple[Callable, str]:
+        source = f"def {name}({signature}):\n" + "\n".join(self.lines) + "\n"
+        exec(compile(source, f"<fgraph program {name}>", "exec"), self.namespace)  # noqa: S102 - generated above
+        return self.namespace[name], source
+
+
+def _may_broadcast(arg, node) -> bool:
+    """Whether ``arg`` may be smaller than another argument of ``node`` (a
+    different per-example shape, or no batch axis where another has one), so
+    that its cotangent must be summed down."""
+    return any((other.batched, other.shape) != (arg.batched, arg.shape) for other in node.inputs)
+
+
+def compile_forward(g, node_names, single: bool = False) -> tuple[Callable, frozenset, frozenset]:
+    """``(fn, param names, input names)`` where ``fn(params, data)`` returns the
+    tuple of values of the named nodes (the value itself when ``single``)."""
+    emit = _Emitter(g)
+    params, inputs = emit.forward(ancestors(g, node_names))
+    values = [f"v{g.slots[n]}" for n in node_names]
+    emit.line(f"return {values[0]}" if single else "return (" + "".join(f"{v}, " for v in values) + ")")
+    fn, _ = emit.compile("forward", "params, data")
+    return fn, params, inputs
 
 
 def compile_output(g, output: str, wrt=None) -> Program:
@@ -169,79 +163,60 @@ def compile_output(g, output: str, wrt=None) -> Program:
     for name in wrt:
         if name not in g.slots or g.nodes[g.slots[name]].role == "op":
             raise GraphError(f"cannot differentiate with respect to {name!r}: not a param or input of the graph")
-    out_slot = g.slots[g.outputs[output].name]
-    params, inputs, forward_steps = compile_forward(g, [g.outputs[output].name])
-    live = set(ancestors(g, [g.outputs[output].name]))
+    out_node = g.outputs[output].name
+    out_slot = g.slots[out_node]
+    live = ancestors(g, [out_node])
+
+    forward_fn, _, _ = compile_forward(g, [out_node], single=True)
+    emit = _Emitter(g)
+    params, inputs = emit.forward(live)
 
     wrt_slots = {g.slots[name] for name in wrt}
     needs = set()
-    for s in sorted(live):
-        node = g.nodes[s]
-        if s in wrt_slots or any(g.slots[i.name] in needs for i in node.inputs):
+    for s in live:
+        if s in wrt_slots or any(g.slots[i.name] in needs for i in g.nodes[s].inputs):
             needs.add(s)
-
-    steps, assigned = [], set()
+    emit.line(f"g{out_slot} = cotangent", f"∂{output}/∂{output}")
+    assigned = {out_slot}
     for s in sorted(needs, reverse=True):
         node = g.nodes[s]
         if node.role != "op":
             continue
-        ins = tuple(g.slots[i.name] for i in node.inputs)
-        for pos, (dst, arg) in enumerate(zip(ins, node.inputs)):
+        for pos, arg in enumerate(node.inputs):
+            dst = g.slots[arg.name]
             if dst not in needs:
                 continue
             vjp = node.op.vjps[pos]
             if vjp is None:
                 raise GraphError(f"{node.op.name} node {node.name!r} is not differentiable in argument {pos} ({arg.name!r})")
-            run = _vjp_reader(vjp, s, ins, tuple(node.config.values()))
+            b = emit.constant(f"b{s}_{pos}", vjp)
+            call = f"{b}(g{s}, v{s}, {', '.join(emit.arguments(s))})"
             if node.op.unbroadcast and _may_broadcast(arg, node):
-                run = _unbroadcasting(run, dst)
-            steps.append((s, dst, run, dst not in assigned))
-            assigned.add(dst)
+                call = f"sum_to_shape({call}, v{dst})"
+            comment = f"{arg.name!r} <- {node.op.name} {node.name!r}"
+            if dst in assigned:
+                emit.line(f"g{dst} = g{dst} + {call}", comment + ", another use: contributions add")
+            else:
+                emit.line(f"g{dst} = {call}", comment)
+                assigned.add(dst)
 
-    grads = []
+    entries = []
     for name in wrt:
         s = g.slots[name]
         if s in needs:
-            grads.append((name, s, None))
+            entries.append(f"{name!r}: g{s}")
         else:
             zeros = np.zeros(g.nodes[s].shape)
             zeros.flags.writeable = False
-            grads.append((name, None, zeros))
+            entries.append(f"{name!r}: {emit.constant(f'z{s}', zeros)}")
+    emit.line("return v%d, {%s}" % (out_slot, ", ".join(entries)))
+    value_and_grad, source = emit.compile("value_and_grad", "params, data, cotangent=ONE")
     return Program(
         output=output,
-        n_slots=len(g.nodes),
-        out_slot=out_slot,
-        params=params,
-        inputs=inputs,
-        forward_steps=forward_steps,
-        backward_steps=tuple(steps),
-        grads=tuple(grads),
+        param_names=params,
+        input_names=inputs,
+        wrt=wrt,
+        value_and_grad=value_and_grad,
+        forward=forward_fn,
+        source=source,
     )
-
-
-def run_forward(n_slots, params_slots, inputs_slots, steps, params, data) -> list:
-    """Fill the value of every slot the steps need; return the value list."""
-    values = [None] * n_slots
-    for s, name in params_slots:
-        values[s] = params[name]
-    for s, name in inputs_slots:
-        values[s] = data[name]
-    for s, run in steps:
-        values[s] = run(values)
-    return values
-
-
-def run_value_and_grad(p: Program, params, data, cotangent=ONE):
-    """``(value, {name: gradient})`` of ``p``'s output; no validation at all.
-
-    The gradient of a name that does not reach the output is a shared
-    read-only zeros array.
-    """
-    values = run_forward(p.n_slots, p.params, p.inputs, p.forward_steps, params, data)
-    cts = [None] * p.n_slots
-    cts[p.out_slot] = cotangent
-    for src, dst, run, first in p.backward_steps:
-        c = run(cts[src], values)
-        cts[dst] = c if first else cts[dst] + c
-    return values[p.out_slot], {name: (cts[s] if s is not None else z) for name, s, z in p.grads}
-

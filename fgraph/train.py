@@ -33,7 +33,7 @@ from fgraph import validate
 from fgraph.errors import ShapeError
 from fgraph.graph import Graph
 from fgraph.init import check_seed
-from fgraph.program import run_value_and_grad
+from fgraph.program import ONE
 
 
 @attrs.frozen(eq=False)
@@ -99,11 +99,30 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 def epoch_batches(data: Mapping, batch_size: int, seed: int, epoch: int) -> list:
     """The minibatches of one epoch: the examples shuffled by
     :func:`epoch_permutation`, in slices of ``batch_size`` (the last one
-    smaller when ``batch_size`` does not divide the number of examples)."""
+    smaller when ``batch_size`` does not divide the number of examples).
+
+    When one batch holds every example it is the data in stored order: the
+    order inside a single batch would only change the rounding of its sums.
+    """
     n = len(next(iter(data.values())))
+    if batch_size >= n:
+        return [dict(data)]
     order = epoch_permutation(n, seed, epoch)
     shuffled = {k: v[order] for k, v in data.items()}
     return [{k: v[i : i + batch_size] for k, v in shuffled.items()} for i in range(0, n, batch_size)]
+
+
+def epoch_examples(data: Mapping, seed: int, epoch: int) -> list:
+    """The examples of one epoch, one at a time and without a batch axis, in
+    the order of :func:`epoch_batches` with ``batch_size=1``.
+
+    A batch of one and the example give the same value and gradients (the
+    batch convention), and the example avoids array operations on
+    one-element arrays, which cost several times more than on scalars.
+    """
+    n = len(next(iter(data.values())))
+    items = tuple(data.items())
+    return [{k: v[i] for k, v in items} for i in epoch_permutation(n, seed, epoch).tolist()]
 
 
 def batches(data: Mapping, batch_size: int, seed: int, epochs: int, start_epoch: int = 0) -> Iterator[dict]:
@@ -131,28 +150,55 @@ class _NonFinite(Exception):
     """Raised inside the fold when a step's objective is not finite."""
 
 
+def _step_parts(program, optimizer):
+    """``(value_and_grad, cotangent, apply)`` for one step of ``optimizer``.
+
+    For an optimiser with a ``linear_scale`` s (SGD), backpropagation is
+    seeded with s, so the "gradients" are already the updates and the step
+    is θ + u; otherwise the seed is 1 and the optimiser's own step runs.
+    Both the fast and the checked step use these, so a replay reproduces
+    the fast fold to the bit.
+    """
+    scale = getattr(optimizer, "linear_scale", None)
+    if scale is None:
+        return program.value_and_grad, ONE, optimizer.step
+
+    def apply(updates, opt_state, params):
+        return {k: p + updates[k] for k, p in params.items()}, opt_state
+
+    return program.value_and_grad, np.float64(scale), apply
+
+
 def _fast_step(program, optimizer) -> Callable:
     """The step of the fold: ``(params, opt_state, running) -> next`` on one batch.
 
     No validation and no objects built per step; only the objective is
     checked, with one float comparison.
     """
-    opt_step = optimizer.step
+    value_and_grad, cotangent, apply = _step_parts(program, optimizer)
     isfinite = math.isfinite
 
     def step(carry, batch):
         params, opt_state, running = carry
-        value, grads = run_value_and_grad(program, params, batch)
+        value, grads = value_and_grad(params, batch, cotangent)
         if not isfinite(value):
             raise _NonFinite
-        params, opt_state = opt_step(grads, opt_state, params)
+        params, opt_state = apply(grads, opt_state, params)
         return params, opt_state, running + value
 
     return step
 
 
 def _all_finite(arrays: Mapping) -> str | None:
-    """The name of the first array holding a NaN or inf, or None."""
+    """The name of the first array holding a NaN or inf, or None.
+
+    A sum of squares is NaN or inf whenever an entry is, so one cheap
+    ``vdot`` per array settles the usual case; only when the sum is not
+    finite (a bad entry, or finite entries beyond 1e154) are the entries
+    looked at one by one.
+    """
+    if math.isfinite(sum(float(np.vdot(v, v)) for v in arrays.values())):
+        return None
     for k, v in arrays.items():
         if not np.isfinite(v).all():
             return k
@@ -162,16 +208,18 @@ def _all_finite(arrays: Mapping) -> str | None:
 def _checked_step(program, optimizer) -> Callable:
     """The same step, checking objective, gradients and updated params; on a
     non-finite value it returns a description instead of the next carry."""
+    value_and_grad, cotangent, apply = _step_parts(program, optimizer)
+    what = "gradient" if cotangent is ONE else "update (learning rate × gradient)"
 
     def step(carry, batch):
         params, opt_state, running = carry
-        value, grads = run_value_and_grad(program, params, batch)
+        value, grads = value_and_grad(params, batch, cotangent)
         if not math.isfinite(value):
             return f"the objective is {value}"
         bad = _all_finite(grads)
         if bad is not None:
-            return f"the gradient of {bad!r} is not finite"
-        new_params, new_opt_state = optimizer.step(grads, opt_state, params)
+            return f"the {what} of {bad!r} is not finite"
+        new_params, new_opt_state = apply(grads, opt_state, params)
         bad = _all_finite(new_params)
         if bad is not None:
             return f"the update made param {bad!r} non-finite"
@@ -280,54 +328,59 @@ def fit(
 
     fast, checked = _fast_step(program, optimizer), _checked_step(program, optimizer)
     steps_per_epoch = -(-n // batch_size)
+    # The epoch loop carries plain values; a TrainState is built only when
+    # someone looks (on_epoch, an interruption, a divergence, the end).
+    params, opt_state, step, running = dict(state.params), state.opt_state, state.step, state.running
+    history = list(state.history)
+
+    def snapshot(params, opt_state, step, running) -> TrainState:
+        return TrainState(readonly(params), opt_state, len(history), step, seed, batch_size, tuple(history), running)
+
     epoch_range = range(state.epoch, epochs)
     try:
         for epoch in progress(epoch_range) if progress is not None else epoch_range:
             # Overflow on the way to a divergence is reported by DivergenceError,
             # precisely; NumPy's warnings would only repeat it, vaguely.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                state = _run_epoch(state, arrays, epoch, steps_per_epoch, fast, checked)
+                todo, done = _epoch_todo(arrays, batch_size, seed, epoch, step - epoch * steps_per_epoch)
+                start = (params, opt_state, running)
+                try:
+                    params, opt_state, running = reduce(fast, todo, start)
+                    if _all_finite(params) is not None:
+                        raise _NonFinite
+                except _NonFinite:
+                    _locate_divergence(todo, start, checked, epoch, done, step, snapshot)
+            step += len(todo)
+            history.append(running / steps_per_epoch)
+            running = 0.0
             if on_epoch is not None:
-                on_epoch(state)
+                on_epoch(snapshot(params, opt_state, step, running))
     except KeyboardInterrupt:
-        raise TrainingInterrupted(state) from None
+        raise TrainingInterrupted(snapshot(params, opt_state, step, running)) from None
+    state = snapshot(params, opt_state, step, running)
     return FitResult(params=state.params, history=state.history, state=state)
 
 
-def _run_epoch(state: TrainState, arrays, epoch, steps_per_epoch, fast, checked) -> TrainState:
-    """Fold one epoch from ``state``; the state after it, or a DivergenceError."""
-    batches_ = epoch_batches(arrays, state.batch_size, state.seed, epoch)
-    done = state.step - epoch * steps_per_epoch  # > 0 when resuming mid-epoch
-    todo = batches_[done:]
-    carry = (dict(state.params), state.opt_state, state.running)
-    try:
-        params, opt_state, running = reduce(fast, todo, carry)
-        if _all_finite(params) is not None:
-            raise _NonFinite
-    except _NonFinite:
-        _locate_divergence(state, todo, carry, checked, epoch, done)
-    return TrainState(
-        params=readonly(params),
-        opt_state=opt_state,
-        epoch=epoch + 1,
-        step=state.step + len(todo),
-        seed=state.seed,
-        batch_size=state.batch_size,
-        history=state.history + (running / steps_per_epoch,),
-        running=0.0,
-    )
+def _epoch_todo(arrays, batch_size, seed, epoch, done) -> tuple[list, int]:
+    """The batches of ``epoch`` still to run (all but the first ``done``, which a
+    resumed state has already taken), and ``done``."""
+    if batch_size == 1:
+        batches_ = epoch_examples(arrays, seed, epoch)
+    else:
+        batches_ = epoch_batches(arrays, batch_size, seed, epoch)
+    return batches_[done:], done
 
 
-def _locate_divergence(state, todo, carry, checked, epoch, done):
+def _locate_divergence(todo, carry, checked, epoch, done, step, snapshot):
     """Replay the epoch step by step, checking everything, and raise at the first failure."""
     for k, batch in enumerate(todo):
         result = checked(carry, batch)
         if isinstance(result, str):
-            last = attrs.evolve(state, params=readonly(carry[0]), opt_state=carry[1], step=state.step + k, running=carry[2])
+            params, opt_state, running = carry
             raise DivergenceError(
                 f"training diverged at epoch {epoch}, step {done + k} of the epoch"
-                f" ({state.step + k} overall): {result}; .state holds the last finite state",
-                last,
+                f" ({step + k} overall): {result}; .state holds the last finite state",
+                snapshot(params, opt_state, step + k, running),
                 epoch,
                 done + k,
             )
