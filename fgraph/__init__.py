@@ -12,7 +12,7 @@ functions of a parameter dictionary and a data dictionary::
     value, grads = fg.value_and_grad(g)(params, {"x": X, "y": Y})
 """
 
-from fgraph.autodiff import backward, forward, grad, merge_grads, value_and_grad
+from fgraph.autodiff import backward, forward, grad, merge_grads, program_source, value_and_grad
 from fgraph.check import check_grads, check_op
 from fgraph.errors import FileFormatError, GraphError, NameMismatchError, ShapeError
 from fgraph.graph import Graph, Node, graph, input, param
@@ -47,6 +47,6 @@ __all__ = [
     "FileFormatError", "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
     "add", "affine", "apply", "backward", "check_grads", "check_op", "forward", "grad",
     "graph", "input", "l2_norm_penalty", "log_softmax", "matmul", "mean", "merge_grads",
-    "mul", "nll", "param", "relu", "scale", "sigmoid", "softmax", "softmax_cross_entropy",
+    "mul", "nll", "param", "program_source", "relu", "scale", "sigmoid", "softmax", "softmax_cross_entropy",
     "squared_l2_distance", "sub", "sum", "tanh", "value_and_grad", "vector_scalar_affine",
 ]

@@ -55,6 +55,15 @@ def merge_grads(*grads: Mapping) -> dict:
     return toolz.merge_with(lambda terms: reduce(operator.add, terms), *grads)
 
 
+def program_source(g: Graph, output: str = "objective") -> str:
+    """The Python code fgraph generated for ``output``'s value and gradient.
+
+    One line per node of the forward pass, one per edge of the backward
+    pass, each commented with the node's name: backpropagation, written out.
+    """
+    return _program(g, output, None).source
+
+
 def _check_graph(g) -> None:
     if not isinstance(g, Graph):
         raise TypeError(f"expected an fgraph Graph (from fgraph.graph(...)), got {type(g).__name__}")

@@ -97,3 +97,14 @@ def test_two_different_primitives_that_share_a_name_are_not_merged():
 
 def test_submodules_are_attributes_of_the_package():
     assert callable(fg.io.save_state) and callable(fg.optim.adam) and callable(fg.train.fit) and callable(fg.init.normal)
+
+
+def test_the_generated_program_reads_as_backpropagation_and_names_cannot_inject_code():
+    hostile = "w'] ; import os  # \n evil = ['"
+    w, x = fg.param(hostile, (2,)), fg.input("x\nprint('hi')", (2,))
+    g = fg.graph(objective=fg.sum(fg.mul(fg.tanh(x), w)))
+    source = fg.program_source(g)
+    assert source.startswith("def value_and_grad(params, data, cotangent=ONE):")
+    assert "import os" not in source.replace(repr(hostile), "")
+    value, grads = fg.value_and_grad(g)({hostile: np.array([1.0, 2.0])}, {"x\nprint('hi')": np.array([0.5, -0.5])})
+    np.testing.assert_allclose(grads[hostile], np.tanh([0.5, -0.5]))
