@@ -1,0 +1,127 @@
+"""scripts/bench.py's consistency check, run as a test (its timings never are).
+
+Every implementation the bench times must end one epoch of every workload
+with the parameters of the hand-written NumPy floor, to 1e-10: otherwise
+the bench would be comparing different computations. torch and JAX are
+optional (CI does not install them) and are skipped when absent; numpy,
+the classic design and fgraph are always checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH_PATH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+ALL_WORKLOADS = ["A", "B", "C", "D-ridge", "D-mlp", "E"]
+OPTIONAL = {"torch": "torch", "jax-jit": "jax", "jax-scan": "jax"}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """scripts/bench.py imported by path; the thread settings it makes at import are undone."""
+    saved = dict(os.environ)
+    spec = importlib.util.spec_from_file_location("fgraph_bench", BENCH_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _failures(result: dict) -> list:
+    return [(key, name, check["status"], check["note"])
+            for key, checks in result.items() for name, check in checks.items()
+            if check["status"] != "ok"]
+
+
+# The peers are checked where they are installed (not in CI, which has
+# neither torch nor JAX); numpy, the classic design and fgraph always are.
+INSTALLED = ["classic", "fgraph-vg", "fgraph-fit"] + [
+    name for name, module in OPTIONAL.items() if importlib.util.find_spec(module) is not None
+]
+
+
+@pytest.mark.parametrize("implementation", INSTALLED)
+def test_every_implementation_ends_an_epoch_with_numpys_params(bench, implementation):
+    result = bench.consistency(implementations=[implementation])
+    assert list(result) == ALL_WORKLOADS
+    for checks in result.values():
+        assert set(checks) == {"numpy", implementation}
+    assert _failures(result) == []
+    worst = max(checks[implementation]["max_diff"] for checks in result.values())
+    assert worst <= 1e-10
+
+
+def test_the_check_catches_an_implementation_that_computes_something_else(bench, monkeypatch):
+    """A step size 1% off must fail the check, so agreement is not vacuous."""
+
+    def make_wrong(w):
+        return bench.make_numpy(dataclasses.replace(w, lr=w.lr * 1.01))
+
+    wrong = bench.Implementation("wrong", make_wrong)
+    monkeypatch.setitem(bench.IMPLEMENTATIONS, "wrong", wrong)
+    result = bench.consistency(workloads=["A", "D", "E"], implementations=["wrong"])
+    assert list(result) == ["A", "D-ridge", "D-mlp", "E"]
+    for key, checks in result.items():
+        assert checks["wrong"]["status"] == "failed", key
+        assert checks["wrong"]["max_diff"] > 1e-10
+
+
+def test_an_implementation_that_raises_is_reported_not_fatal(bench, monkeypatch):
+    def make_broken(w):
+        def run(epochs):
+            raise RuntimeError("boom")
+
+        return run
+
+    monkeypatch.setitem(bench.IMPLEMENTATIONS, "broken", bench.Implementation("broken", make_broken))
+    result = bench.consistency(workloads=["C"], implementations=["broken"])
+    assert result["C"]["numpy"]["status"] == "ok"
+    assert result["C"]["broken"]["status"] == "error"
+    assert "boom" in result["C"]["broken"]["note"]
+
+
+def test_param_difference_is_absolute_near_zero_and_relative_when_large(bench):
+    ref = {"w": np.array([0.0, 1e6]), "b": np.array(0.5)}
+    assert bench.param_difference({"w": np.array([1e-11, 1e6 + 1e-5]), "b": np.array(0.5)}, ref) < 1e-10
+    assert bench.param_difference({"w": np.array([1e-9, 1e6]), "b": np.array(0.5)}, ref) > 1e-10
+    assert bench.param_difference({"w": np.array([0.0, 1e6])}, ref) == float("inf")
+    assert bench.param_difference({"w": np.array([np.nan, 1e6]), "b": np.array(0.5)}, ref) == float("inf")
+
+
+def test_a_tiny_run_produces_the_table_and_the_json(bench, tmp_path):
+    """The timing and report code paths run end to end (no assertion on any time)."""
+    report = bench.run_bench(["C", "D-ridge"], ["numpy", "classic", "fgraph-vg"], repeats=2, target=0.002,
+                             log=lambda *a, **k: None)
+    report["machine"] = bench.machine_info()
+    assert set(report["timings"]) == {"C", "D-ridge"}
+    assert set(report["timings"]["C"]) == {"numpy", "classic", "fgraph-vg"}
+    assert report["timings"]["C"]["numpy"]["ratio"] == 1.0
+    text = bench.markdown(report)
+    assert "| workload | numpy | classic | fgraph-vg |" in text
+    assert "C MLP 1 → 10 tanh → 1, batch 1" in text
+    path = tmp_path / "bench.json"
+    bench.write_json_atomic(path, report)
+    assert json.loads(path.read_text())["timings"]["D-ridge"]["classic"]["samples"]
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
+
+
+def test_workload_selection(bench):
+    assert bench.select_workloads(["D", "A"]) == ["D-ridge", "D-mlp", "A"]
+    assert bench.select_implementations(["fgraph-vg", "classic"]) == ["numpy", "classic", "fgraph-vg"]
+    with pytest.raises(ValueError, match="unknown workload"):
+        bench.select_workloads(["F"])
+    with pytest.raises(ValueError, match="unknown implementations"):
+        bench.select_implementations(["tensorflow"])
