@@ -48,6 +48,9 @@ class Program:
     """The compiled evaluation of one output of a graph.
 
     - ``value_and_grad(params, data, cotangent=ONE) -> (value, {name: grad})``
+    - ``value_and_step(params, data, cotangent) -> (value, {name: θ + cotangent·∂/∂θ})``
+      for every param in ``wrt`` (all of them by default): one SGD step,
+      with the learning rate folded into the cotangent.
     - ``forward(params, data) -> value``
     - ``param_names`` / ``input_names``: what the output reads.
     - ``wrt``: the names gradients are taken with respect to; one that does
@@ -60,6 +63,7 @@ class Program:
     input_names: frozenset
     wrt: tuple
     value_and_grad: Callable
+    value_and_step: Callable
     forward: Callable
     source: str
 
@@ -200,23 +204,37 @@ def compile_output(g, output: str, wrt=None) -> Program:
                 emit.line(f"g{dst} = {call}", comment)
                 assigned.add(dst)
 
-    entries = []
+    grads, steps = [], []
     for name in wrt:
         s = g.slots[name]
         if s in needs:
-            entries.append(f"{name!r}: g{s}")
+            grads.append((name, f"g{s}"))
         else:
             zeros = np.zeros(g.nodes[s].shape)
             zeros.flags.writeable = False
-            entries.append(f"{name!r}: {emit.constant(f'z{s}', zeros)}")
-    emit.line("return v%d, {%s}" % (out_slot, ", ".join(entries)))
+            grads.append((name, emit.constant(f"z{s}", zeros)))
+    body = list(emit.lines)
+    emit.line("return v%d, {%s}" % (out_slot, ", ".join(f"{n!r}: {e}" for n, e in grads)))
     value_and_grad, source = emit.compile("value_and_grad", "params, data, cotangent=ONE")
+    # The same program ending in a step θ + u, for updates u = cotangent·∇ (SGD folds
+    # its learning rate into the cotangent): no gradient dict, no second pass.
+    emit.lines = body
+    live_set = set(live)
+
+    def current(name):  # the value of a leaf: already a local if the output reads it
+        s = g.slots[name]
+        source_dict = "params" if g.nodes[s].role == "param" else "data"
+        return f"v{s}" if s in live_set else f"{source_dict}[{name!r}]"
+
+    emit.line("return v%d, {%s}" % (out_slot, ", ".join(f"{n!r}: {current(n)} + {e}" for n, e in grads)))
+    value_and_step, _ = emit.compile("value_and_step", "params, data, cotangent")
     return Program(
         output=output,
         param_names=params,
         input_names=inputs,
         wrt=wrt,
         value_and_grad=value_and_grad,
+        value_and_step=value_and_step,
         forward=forward_fn,
         source=source,
     )

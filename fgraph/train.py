@@ -120,9 +120,28 @@ def epoch_examples(data: Mapping, seed: int, epoch: int) -> list:
     batch convention), and the example avoids array operations on
     one-element arrays, which cost several times more than on scalars.
     """
-    n = len(next(iter(data.values())))
-    items = tuple(data.items())
-    return [{k: v[i] for k, v in items} for i in epoch_permutation(n, seed, epoch).tolist()]
+    return _ExampleRows(data).epoch(seed, epoch)
+
+
+class _ExampleRows:
+    """The rows of every input, split once per fit, and the dicts of an epoch
+    built from them with one dict display per example."""
+
+    def __init__(self, data: Mapping):
+        self.n = len(next(iter(data.values())))
+        self.keys = tuple(data)
+        self.rows = tuple(list(v) for v in data.values())  # views and NumPy scalars
+
+    def epoch(self, seed: int, epoch: int) -> list:
+        order = epoch_permutation(self.n, seed, epoch).tolist()
+        keys, rows = self.keys, self.rows
+        if len(keys) == 1:
+            (k0,), (r0,) = keys, rows
+            return [{k0: r0[i]} for i in order]
+        if len(keys) == 2:
+            (k0, k1), (r0, r1) = keys, rows
+            return [{k0: r0[i], k1: r1[i]} for i in order]
+        return [{k: r[i] for k, r in zip(keys, rows)} for i in order]
 
 
 def batches(data: Mapping, batch_size: int, seed: int, epochs: int, start_epoch: int = 0) -> Iterator[dict]:
@@ -150,40 +169,37 @@ class _NonFinite(Exception):
     """Raised inside the fold when a step's objective is not finite."""
 
 
-def _step_parts(program, optimizer):
-    """``(value_and_grad, cotangent, apply)`` for one step of ``optimizer``.
-
-    For an optimiser with a ``linear_scale`` s (SGD), backpropagation is
-    seeded with s, so the "gradients" are already the updates and the step
-    is θ + u; otherwise the seed is 1 and the optimiser's own step runs.
-    Both the fast and the checked step use these, so a replay reproduces
-    the fast fold to the bit.
-    """
-    scale = getattr(optimizer, "linear_scale", None)
-    if scale is None:
-        return program.value_and_grad, ONE, optimizer.step
-
-    def apply(updates, opt_state, params):
-        return {k: p + updates[k] for k, p in params.items()}, opt_state
-
-    return program.value_and_grad, np.float64(scale), apply
-
-
 def _fast_step(program, optimizer) -> Callable:
     """The step of the fold: ``(params, opt_state, running) -> next`` on one batch.
 
     No validation and no objects built per step; only the objective is
-    checked, with one float comparison.
+    checked, with one float comparison. For an optimiser with a
+    ``linear_scale`` s (SGD), backpropagation is seeded with s, so the
+    program returns θ + s·∇J itself (``Program.value_and_step``);
+    otherwise the seed is 1 and the optimiser's own step runs.
     """
-    value_and_grad, cotangent, apply = _step_parts(program, optimizer)
     isfinite = math.isfinite
+    scale = getattr(optimizer, "linear_scale", None)
+    if scale is not None:
+        value_and_step, cotangent = program.value_and_step, np.float64(scale)
+
+        def step(carry, batch):
+            params, opt_state, running = carry
+            value, params = value_and_step(params, batch, cotangent)
+            if not isfinite(value):
+                raise _NonFinite
+            return params, opt_state, running + value
+
+        return step
+
+    value_and_grad, opt_step = program.value_and_grad, optimizer.step
 
     def step(carry, batch):
         params, opt_state, running = carry
-        value, grads = value_and_grad(params, batch, cotangent)
+        value, grads = value_and_grad(params, batch)
         if not isfinite(value):
             raise _NonFinite
-        params, opt_state = apply(grads, opt_state, params)
+        params, opt_state = opt_step(grads, opt_state, params)
         return params, opt_state, running + value
 
     return step
@@ -206,14 +222,22 @@ def _all_finite(arrays: Mapping) -> str | None:
 
 
 def _checked_step(program, optimizer) -> Callable:
-    """The same step, checking objective, gradients and updated params; on a
-    non-finite value it returns a description instead of the next carry."""
-    value_and_grad, cotangent, apply = _step_parts(program, optimizer)
-    what = "gradient" if cotangent is ONE else "update (learning rate × gradient)"
+    """The same step as :func:`_fast_step`, the same arithmetic to the bit,
+    checking objective, gradients and updated params; on a non-finite value
+    it returns a description instead of the next carry."""
+    scale = getattr(optimizer, "linear_scale", None)
+    cotangent = ONE if scale is None else np.float64(scale)
+    what = "gradient" if scale is None else "update (learning rate × gradient)"
+
+    def apply(updates, opt_state, params):
+        if scale is None:
+            return optimizer.step(updates, opt_state, params)
+        # θ + u, exactly what value_and_step computes
+        return {k: p + updates[k] for k, p in params.items()}, opt_state
 
     def step(carry, batch):
         params, opt_state, running = carry
-        value, grads = value_and_grad(params, batch, cotangent)
+        value, grads = program.value_and_grad(params, batch, cotangent)
         if not math.isfinite(value):
             return f"the objective is {value}"
         bad = _all_finite(grads)
@@ -330,6 +354,8 @@ def fit(
     steps_per_epoch = -(-n // batch_size)
     # The epoch loop carries plain values; a TrainState is built only when
     # someone looks (on_epoch, an interruption, a divergence, the end).
+    if batch_size == 1:
+        arrays = _ExampleRows(arrays)
     params, opt_state, step, running = dict(state.params), state.opt_state, state.step, state.running
     history = list(state.history)
 
@@ -363,9 +389,10 @@ def fit(
 
 def _epoch_todo(arrays, batch_size, seed, epoch, done) -> tuple[list, int]:
     """The batches of ``epoch`` still to run (all but the first ``done``, which a
-    resumed state has already taken), and ``done``."""
+    resumed state has already taken), and ``done``. ``arrays`` is the data,
+    or its :class:`_ExampleRows` when ``batch_size`` is 1."""
     if batch_size == 1:
-        batches_ = epoch_examples(arrays, seed, epoch)
+        batches_ = arrays.epoch(seed, epoch)
     else:
         batches_ = epoch_batches(arrays, batch_size, seed, epoch)
     return batches_[done:], done
