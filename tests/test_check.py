@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import fgraph as fg
@@ -54,6 +54,7 @@ def _saturated_mlp():
 
 
 @given(st.integers(0, 2**32 - 1))
+@example(377)  # failed plain central differences (truncation error on strongly curved tanh)
 def test_saturated_tanh_units_pass_every_time(seed):
     # Large weights saturate tanh: gradients wrt W1 are ~1e-10 and per-entry
     # relative errors are noise; the assignment's check fails such cases.
