@@ -208,14 +208,16 @@ def _vsa_grad_w(g, out, x, w, b):
 
 
 def _affine_grad_W(g, out, W, x, b):
-    return np.multiply.outer(g, x) if g.ndim == 1 else g.T.dot(x)
+    # One example: the outer product g xᵀ (g[:, None] * x is cheaper than
+    # np.multiply.outer); a batch: Σ_b g_b x_bᵀ = gᵀ x in one matrix product.
+    return g[:, None] * x if g.ndim == 1 else g.T.dot(x)
 
 
 def _affine_grad_b(g, out, W, x, b):
     return g if g.ndim == 1 else g.sum(0)
 
 
-def _squared_norm(d):
+def squared_norm(d):
     """Σ d², with the cheapest NumPy call for the rank (``dot`` does not flatten)."""
     if d.ndim == 0:
         return d * d
@@ -225,7 +227,7 @@ def _squared_norm(d):
 def _sqdist_forward(a, b, ndim):
     d = a - b
     n = _examples(d, ndim)
-    return _squared_norm(d) if n == 1 else _squared_norm(d) / n
+    return squared_norm(d) if n == 1 else squared_norm(d) / n
 
 
 def _sqdist_grad(sign):
@@ -236,18 +238,42 @@ def _sqdist_grad(sign):
     return vjp
 
 
+# One example (a 1-D vector of scores) is the hot path of per-example
+# training: reductions without axis= cost a fraction of the axis forms there.
+
+
 def _shift(z):
-    return z - z.max(axis=-1, keepdims=True)
+    """z - max z over the last axis (so exp never overflows)."""
+    return z - z.max() if z.ndim == 1 else z - z.max(axis=-1, keepdims=True)
+
+
+def _last_sum(e, keepdims=True):
+    """Σ over the last axis (kept as length 1 when ``keepdims``, for broadcasting)."""
+    return e.sum() if e.ndim == 1 else e.sum(axis=-1, keepdims=keepdims)
+
+
+def _last_dot(a, b):
+    """Σ a ⊙ b over the last axis, kept for broadcasting."""
+    return a.dot(b) if a.ndim == 1 else (a * b).sum(axis=-1, keepdims=True)
+
+
+def _mean(v):
+    """The mean over the batch, or ``v`` itself for one example (a NumPy scalar)."""
+    return v if v.ndim == 0 else v.mean()
+
+
+def _all_positive(v) -> bool:
+    return bool(v > 0) if v.ndim == 0 else v.min() > 0
 
 
 def _softmax(z):
     e = np.exp(_shift(z))
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / _last_sum(e)
 
 
 def _log_softmax(z):
     s = _shift(z)
-    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+    return s - np.log(_last_sum(np.exp(s)))
 
 
 def _picked(p, y):
@@ -257,8 +283,8 @@ def _picked(p, y):
 
 def _nll_forward(p, y):
     py = _picked(p, y)
-    if py.min() > 0:
-        return -np.log(py).mean()
+    if _all_positive(py):
+        return -_mean(np.log(py))
     warnings.warn(
         "nll: the probability of the true class is exactly 0, so the loss is inf;"
         " use softmax_cross_entropy on logits for a finite, stable loss",
@@ -266,21 +292,26 @@ def _nll_forward(p, y):
         stacklevel=2,
     )
     with np.errstate(divide="ignore"):
-        return -np.log(py).mean()
+        return -_mean(np.log(py))
 
 
 def _nll_grad_p(g, out, p, y):
-    grad = np.zeros_like(p)
+    py = _picked(p, y)
+    grad = np.zeros(p.shape)  # np.zeros_like costs five times more on small arrays
     rows = y if p.ndim == 1 else (np.arange(p.shape[0]), y)
-    with np.errstate(divide="ignore"):
-        grad[rows] = -(g / _examples(p, 1)) / _picked(p, y)
+    scale = -(g / _examples(p, 1))
+    if _all_positive(py):
+        grad[rows] = scale / py
+    else:  # -inf at a zero probability (the loss is inf), never NaN
+        with np.errstate(divide="ignore"):
+            grad[rows] = scale / py
     return grad
 
 
 def _sce_forward(z, y):
     s = _shift(z)
-    lse = np.log(np.exp(s).sum(axis=-1))
-    return (lse - _picked(s, y)).mean()
+    lse = np.log(_last_sum(np.exp(s), keepdims=False))
+    return _mean(lse - _picked(s, y))
 
 
 def _sce_grad_z(g, out, z, y):
@@ -338,7 +369,7 @@ VECTOR_SCALAR_AFFINE = Primitive(
     "vector_scalar_affine",
     forward=lambda x, w, b: x.dot(w) + b,
     vjps=(
-        lambda g, out, x, w, b: np.multiply.outer(g, w),
+        lambda g, out, x, w, b: g * w if g.ndim == 0 else np.multiply.outer(g, w),
         _vsa_grad_w,
         lambda g, out, x, w, b: g if g.ndim == 0 else g.sum(),
     ),
@@ -355,7 +386,8 @@ AFFINE = Primitive(
 TANH = Primitive(
     "tanh",
     forward=np.tanh,
-    vjps=(lambda g, out, a: g * (1 - out * out),),  # tanh' = 1 - tanh^2, from the stored output
+    # tanh' = 1 - tanh², from the stored output; g - g·s·s saves a scalar-array op on g·(1 - s·s)
+    vjps=(lambda g, out, a: g - g * out * out,),
     shape=same_shape,
 )
 RELU = Primitive(
@@ -424,13 +456,13 @@ MEAN = Primitive(
 SOFTMAX = Primitive(
     "softmax",
     forward=_softmax,
-    vjps=(lambda g, out, z: out * (g - (g * out).sum(axis=-1, keepdims=True)),),
+    vjps=(lambda g, out, z: out * (g - _last_dot(g, out)),),
     shape=_last_axis_shape,
 )
 LOG_SOFTMAX = Primitive(
     "log_softmax",
     forward=_log_softmax,
-    vjps=(lambda g, out, z: g - np.exp(out) * g.sum(axis=-1, keepdims=True),),
+    vjps=(lambda g, out, z: g - np.exp(out) * _last_sum(g),),
     shape=_last_axis_shape,
 )
 SQUARED_L2_DISTANCE = Primitive(
@@ -443,7 +475,7 @@ SQUARED_L2_DISTANCE = Primitive(
 )
 L2_NORM_PENALTY = Primitive(
     "l2_norm_penalty",
-    forward=lambda w, l2_reg: l2_reg * _squared_norm(w),
+    forward=lambda w, l2_reg: l2_reg * squared_norm(w),
     vjps=(lambda g, out, w, l2_reg: (2 * l2_reg * g) * w,),
     shape=_scalar_shape,
     reduces_batch=True,

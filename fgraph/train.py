@@ -33,6 +33,7 @@ from fgraph import validate
 from fgraph.errors import ShapeError
 from fgraph.graph import Graph
 from fgraph.init import check_seed
+from fgraph.ops import squared_norm
 from fgraph.program import ONE
 
 
@@ -209,11 +210,11 @@ def _all_finite(arrays: Mapping) -> str | None:
     """The name of the first array holding a NaN or inf, or None.
 
     A sum of squares is NaN or inf whenever an entry is, so one cheap
-    ``vdot`` per array settles the usual case; only when the sum is not
+    product per array settles the usual case; only when the sum is not
     finite (a bad entry, or finite entries beyond 1e154) are the entries
     looked at one by one.
     """
-    if math.isfinite(sum(float(np.vdot(v, v)) for v in arrays.values())):
+    if math.isfinite(sum(float(squared_norm(v)) for v in arrays.values())):
         return None
     for k, v in arrays.items():
         if not np.isfinite(v).all():
@@ -363,11 +364,12 @@ def fit(
         return TrainState(readonly(params), opt_state, len(history), step, seed, batch_size, tuple(history), running)
 
     epoch_range = range(state.epoch, epochs)
+    callers_errstate = np.geterr()
     try:
-        for epoch in progress(epoch_range) if progress is not None else epoch_range:
-            # Overflow on the way to a divergence is reported by DivergenceError,
-            # precisely; NumPy's warnings would only repeat it, vaguely.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # Overflow on the way to a divergence is reported by DivergenceError,
+        # precisely; NumPy's warnings would only repeat it, vaguely.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in progress(epoch_range) if progress is not None else epoch_range:
                 todo, done = _epoch_todo(arrays, batch_size, seed, epoch, step - epoch * steps_per_epoch)
                 start = (params, opt_state, running)
                 try:
@@ -376,11 +378,12 @@ def fit(
                         raise _NonFinite
                 except _NonFinite:
                     _locate_divergence(todo, start, checked, epoch, done, step, snapshot)
-            step += len(todo)
-            history.append(running / steps_per_epoch)
-            running = 0.0
-            if on_epoch is not None:
-                on_epoch(snapshot(params, opt_state, step, running))
+                step += len(todo)
+                history.append(running / steps_per_epoch)
+                running = 0.0
+                if on_epoch is not None:
+                    with np.errstate(**callers_errstate):  # the caller's code, the caller's settings
+                        on_epoch(snapshot(params, opt_state, step, running))
     except KeyboardInterrupt:
         raise TrainingInterrupted(snapshot(params, opt_state, step, running)) from None
     state = snapshot(params, opt_state, step, running)

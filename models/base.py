@@ -127,13 +127,25 @@ def initializer(init, default, what: str):
     return init
 
 
-def mlp_body(widths: tuple, activation: str, init, bias_init, what: str) -> list:
+def layer_initializers(init, n: int, default, what: str) -> tuple:
+    """One initialiser per layer for ``n`` layers: ``init`` is one initialiser
+    for all of them, a sequence of ``n`` (None entries take ``default``), or
+    None (``default`` everywhere)."""
+    if isinstance(init, (list, tuple)):
+        if len(init) != n:
+            raise ValueError(f"{what}: {len(init)} initialisers for {n} layers")
+        return tuple(initializer(each, default, f"{what}[{i}]") for i, each in enumerate(init))
+    return (initializer(init, default, what),) * n
+
+
+def mlp_body(widths: tuple, activation: str, init: tuple, bias_init: tuple, what: str) -> list:
     """The hidden layers of an MLP, as a list of layers for ``layers.sequential``.
 
     Layer i (1-based) computes hᵢ = σ(Wᵢ hᵢ₋₁ + bᵢ) with h₀ = x; its params are
     ``W{i}`` (widths[i-1], width of hᵢ₋₁) and ``b{i}`` (widths[i-1],), and
-    its pre-activation node is called ``hidden{i}``. The output layer that
-    follows uses index ``len(widths) + 1``.
+    its pre-activation node is called ``hidden{i}``; ``init[i-1]`` and
+    ``bias_init[i-1]`` draw them. The output layer that follows uses index
+    ``len(widths) + 1``.
     """
     try:
         act = layers.activation(activation)
@@ -141,5 +153,5 @@ def mlp_body(widths: tuple, activation: str, init, bias_init, what: str) -> list
         raise ValueError(f"{what}: {e}") from None
     body = []
     for i, h in enumerate(widths, start=1):
-        body += [layers.dense(f"hidden{i}", h, init, bias_init, weight_name=f"W{i}", bias_name=f"b{i}"), act]
+        body += [layers.dense(f"hidden{i}", h, init[i - 1], bias_init[i - 1], weight_name=f"W{i}", bias_name=f"b{i}"), act]
     return body

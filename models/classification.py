@@ -47,7 +47,7 @@ def mlp_classifier(num_features: int, hidden_units=10, num_classes: int = 3, ini
     output_init = initializer(output_init, fgraph.init.normal(1.0), f"{what}: output_init")
     out = len(widths) + 1
     net = layers.sequential(
-        *mlp_body(widths, activation, init, bias_init, what),
+        *mlp_body(widths, activation, (init,) * len(widths), (bias_init,) * len(widths), what),
         layers.dense("logits", k, output_init, output_init, weight_name=f"W{out}", bias_name=f"b{out}"),
     )
     x, y = fgraph.input("x", (d,)), fgraph.input("y")

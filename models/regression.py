@@ -10,7 +10,7 @@ from __future__ import annotations
 import fgraph
 import fgraph.init
 import fgraph.layers as layers
-from models.base import Model, hidden_widths, initializer, mlp_body, nonnegative_float, positive_int
+from models.base import Model, hidden_widths, layer_initializers, mlp_body, nonnegative_float, positive_int
 
 
 def _linear_graph(num_features: int, l2_reg: float | None) -> fgraph.Graph:
@@ -66,18 +66,20 @@ def mlp_regression(num_features: int, hidden_units=10, init_scale: float = 0.01,
     is ``w{k+1}`` (hk,), ``b{k+1}`` () — so k = 1 gives exactly W1, b1, w2, b2.
     ``activation`` is ``"tanh"``, ``"relu"`` or ``"sigmoid"``; ``init`` and
     ``bias_init`` (fgraph initialisers) replace ``normal(init_scale)`` for the
-    weights and for the biases (e.g. ``init=fgraph.init.glorot_normal()``).
+    weights and for the biases (e.g. ``init=fgraph.init.glorot_normal()``):
+    one initialiser for every layer, or a sequence with one per layer, the
+    output layer last (e.g. spread first-layer biases, zeros elsewhere).
     """
     what = "mlp_regression"
     d = positive_int(num_features, f"{what}: num_features")
     widths = hidden_widths(hidden_units, what)
     scale = nonnegative_float(init_scale, f"{what}: init_scale")
-    init = initializer(init, fgraph.init.normal(scale), f"{what}: init")
-    bias_init = initializer(bias_init, fgraph.init.normal(scale), f"{what}: bias_init")
     k = len(widths) + 1
+    init = layer_initializers(init, k, fgraph.init.normal(scale), f"{what}: init")
+    bias_init = layer_initializers(bias_init, k, fgraph.init.normal(scale), f"{what}: bias_init")
     net = layers.sequential(
         *mlp_body(widths, activation, init, bias_init, what),
-        layers.scalar_dense("prediction", init, bias_init, weight_name=f"w{k}", bias_name=f"b{k}"),
+        layers.scalar_dense("prediction", init[-1], bias_init[-1], weight_name=f"w{k}", bias_name=f"b{k}"),
     )
     x, y = fgraph.input("x", (d,)), fgraph.input("y")
     prediction = net(x)
@@ -85,6 +87,6 @@ def mlp_regression(num_features: int, hidden_units=10, init_scale: float = 0.01,
     config = {
         "name": what, "num_features": d,
         "hidden_units": list(widths) if isinstance(hidden_units, (tuple, list)) else widths[0],
-        "activation": activation, "init_scale": scale, "init": repr(init), "bias_init": repr(bias_init),
+        "activation": activation, "init_scale": scale, "init": [repr(i) for i in init], "bias_init": [repr(b) for b in bias_init],
     }
     return Model(g, config)

@@ -325,3 +325,12 @@ def test_classifier_refuses_float_or_out_of_range_labels():
         m.objective(p, {"x": np.zeros((2, 2)), "y": np.array([0.0, 1.0])})
     with pytest.raises(ValueError, match="label"):
         m.objective(p, {"x": np.zeros((2, 2)), "y": np.array([0, 3])})
+
+
+def test_mlp_regression_takes_one_initialiser_per_layer():
+    spread, zero = fgraph.init.uniform(-3.0, 3.0), fgraph.init.zeros()
+    m = models.mlp_regression(1, (4, 4), bias_init=[spread, zero, zero])
+    p = m.init(0)
+    assert np.abs(p["b1"]).max() > 0 and not p["b2"].any() and not p["b3"].any()
+    with pytest.raises(ValueError, match="2 initialisers for 3 layers"):
+        models.mlp_regression(1, (4, 4), bias_init=[spread, zero])
