@@ -105,12 +105,7 @@ def epoch_batches(data: Mapping, batch_size: int, seed: int, epoch: int) -> list
     When one batch holds every example it is the data in stored order: the
     order inside a single batch would only change the rounding of its sums.
     """
-    n = len(next(iter(data.values())))
-    if batch_size >= n:
-        return [dict(data)]
-    order = epoch_permutation(n, seed, epoch)
-    shuffled = {k: v[order] for k, v in data.items()}
-    return [{k: v[i : i + batch_size] for k, v in shuffled.items()} for i in range(0, n, batch_size)]
+    return _Batcher(data, batch_size, seed, examples=False).epoch(epoch)
 
 
 def epoch_examples(data: Mapping, seed: int, epoch: int) -> list:
@@ -121,21 +116,29 @@ def epoch_examples(data: Mapping, seed: int, epoch: int) -> list:
     batch convention), and the example avoids array operations on
     one-element arrays, which cost several times more than on scalars.
     """
-    return _ExampleRows(data).epoch(seed, epoch)
+    return _Batcher(data, 1, seed).epoch(epoch)
 
 
-class _ExampleRows:
-    """The rows of every input, split once per fit, and the dicts of an epoch
-    built from them with one dict display per example."""
+class _Batcher:
+    """The batches of every epoch of one fit, with the work that does not
+    depend on the epoch done once: a full batch is built once, and for
+    ``batch_size=1`` (unless ``examples=False``) the rows of every input are
+    split once and each epoch's example dicts are one dict display each."""
 
-    def __init__(self, data: Mapping):
+    def __init__(self, data: Mapping, batch_size: int, seed: int, examples: bool = True):
+        self.data, self.batch_size, self.seed = data, batch_size, seed
         self.n = len(next(iter(data.values())))
-        self.keys = tuple(data)
-        self.rows = tuple(list(v) for v in data.values())  # views and NumPy scalars
+        self.whole = [dict(data)] if batch_size >= self.n else None
+        self.rows = tuple(list(v) for v in data.values()) if batch_size == 1 and examples else None
 
-    def epoch(self, seed: int, epoch: int) -> list:
-        order = epoch_permutation(self.n, seed, epoch).tolist()
-        keys, rows = self.keys, self.rows
+    def epoch(self, epoch: int) -> list:
+        if self.whole is not None:
+            return self.whole
+        order = epoch_permutation(self.n, self.seed, epoch)
+        if self.rows is None:
+            shuffled = {k: v[order] for k, v in self.data.items()}
+            return [{k: v[i : i + self.batch_size] for k, v in shuffled.items()} for i in range(0, self.n, self.batch_size)]
+        keys, rows, order = tuple(self.data), self.rows, order.tolist()
         if len(keys) == 1:
             (k0,), (r0,) = keys, rows
             return [{k0: r0[i]} for i in order]
@@ -164,6 +167,10 @@ def readonly(params: Mapping) -> dict:
 
 
 # ------------------------------------------------------------------- steps
+
+
+#: How many steps may pass between two checks of the params for NaN/inf.
+CHECK_STEPS = 256
 
 
 class _NonFinite(Exception):
@@ -352,17 +359,24 @@ def fit(
         raise ValueError(f"resume: the state has already done {state.epoch} epochs, more than epochs={epochs}")
 
     fast, checked = _fast_step(program, optimizer), _checked_step(program, optimizer)
+    batcher = _Batcher(arrays, batch_size, seed)
     steps_per_epoch = -(-n // batch_size)
     # The epoch loop carries plain values; a TrainState is built only when
     # someone looks (on_epoch, an interruption, a divergence, the end).
-    if batch_size == 1:
-        arrays = _ExampleRows(arrays)
     params, opt_state, step, running = dict(state.params), state.opt_state, state.step, state.running
     history = list(state.history)
 
     def snapshot(params, opt_state, step, running) -> TrainState:
         return TrainState(readonly(params), opt_state, len(history), step, seed, batch_size, tuple(history), running)
 
+    def todo(epoch: int, step: int) -> list:  # the batches of ``epoch`` from ``step`` on (resumed mid-epoch)
+        return batcher.epoch(epoch)[step - epoch * steps_per_epoch :]
+
+    # Every step checks its objective; params are checked for NaN/inf every
+    # CHECK_STEPS steps (and at the end), and a failure replays from the last
+    # point that passed, which is what it costs to check them rarely.
+    verified = (state.epoch, params, opt_state, step, running, len(history))
+    check_every = max(1, CHECK_STEPS // steps_per_epoch)
     epoch_range = range(state.epoch, epochs)
     callers_errstate = np.geterr()
     try:
@@ -370,17 +384,18 @@ def fit(
         # precisely; NumPy's warnings would only repeat it, vaguely.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for epoch in progress(epoch_range) if progress is not None else epoch_range:
-                todo, done = _epoch_todo(arrays, batch_size, seed, epoch, step - epoch * steps_per_epoch)
-                start = (params, opt_state, running)
+                batches_ = todo(epoch, step)
                 try:
-                    params, opt_state, running = reduce(fast, todo, start)
-                    if _all_finite(params) is not None:
-                        raise _NonFinite
+                    params, opt_state, running = reduce(fast, batches_, (params, opt_state, running))
+                    step += len(batches_)
+                    history.append(running / steps_per_epoch)
+                    running = 0.0
+                    if on_epoch is not None or epoch == epochs - 1 or epoch + 1 - verified[0] >= check_every:
+                        if _all_finite(params) is not None:
+                            raise _NonFinite
+                        verified = (epoch + 1, params, opt_state, step, running, len(history))
                 except _NonFinite:
-                    _locate_divergence(todo, start, checked, epoch, done, step, snapshot)
-                step += len(todo)
-                history.append(running / steps_per_epoch)
-                running = 0.0
+                    _locate_divergence(verified, epoch, todo, checked, history, steps_per_epoch, snapshot)
                 if on_epoch is not None:
                     with np.errstate(**callers_errstate):  # the caller's code, the caller's settings
                         on_epoch(snapshot(params, opt_state, step, running))
@@ -390,29 +405,32 @@ def fit(
     return FitResult(params=state.params, history=state.history, state=state)
 
 
-def _epoch_todo(arrays, batch_size, seed, epoch, done) -> tuple[list, int]:
-    """The batches of ``epoch`` still to run (all but the first ``done``, which a
-    resumed state has already taken), and ``done``. ``arrays`` is the data,
-    or its :class:`_ExampleRows` when ``batch_size`` is 1."""
-    if batch_size == 1:
-        batches_ = arrays.epoch(seed, epoch)
-    else:
-        batches_ = epoch_batches(arrays, batch_size, seed, epoch)
-    return batches_[done:], done
+def _locate_divergence(verified, last_epoch, todo, checked, history, steps_per_epoch, snapshot):
+    """Replay from the last verified point through ``last_epoch`` step by step,
+    checking everything, and raise a DivergenceError at the first failure.
 
-
-def _locate_divergence(todo, carry, checked, epoch, done, step, snapshot):
-    """Replay the epoch step by step, checking everything, and raise at the first failure."""
-    for k, batch in enumerate(todo):
-        result = checked(carry, batch)
-        if isinstance(result, str):
-            params, opt_state, running = carry
-            raise DivergenceError(
-                f"training diverged at epoch {epoch}, step {done + k} of the epoch"
-                f" ({step + k} overall): {result}; .state holds the last finite state",
-                snapshot(params, opt_state, step + k, running),
-                epoch,
-                done + k,
-            )
-        carry = result
+    The fold is deterministic, so the replay retraces it to the bit and
+    finds the first step whose objective, gradients or updated params are
+    not finite; the error carries the state just before that step.
+    """
+    first_epoch, params, opt_state, step, running, n_history = verified
+    del history[n_history:]  # the replay re-appends the epochs it retraces
+    carry = (params, opt_state, running)
+    for epoch in range(first_epoch, last_epoch + 1):
+        start = step - epoch * steps_per_epoch
+        for k, batch in enumerate(todo(epoch, step)):
+            result = checked(carry, batch)
+            if isinstance(result, str):
+                params, opt_state, running = carry
+                raise DivergenceError(
+                    f"training diverged at epoch {epoch}, step {start + k} of the epoch"
+                    f" ({step} overall): {result}; .state holds the last finite state",
+                    snapshot(params, opt_state, step, running),
+                    epoch,
+                    start + k,
+                )
+            carry = result
+            step += 1
+        history.append(carry[2] / steps_per_epoch)
+        carry = (carry[0], carry[1], 0.0)
     raise AssertionError("a non-finite value was seen but the replay found none")  # the fold is deterministic

@@ -126,7 +126,10 @@ def test_divergence_stops_at_once_naming_epoch_and_step_with_the_last_finite_sta
     assert isinstance(err, ValueError) and f"epoch {err.epoch}, step {err.step}" in str(err)
     state = err.state
     assert all(np.isfinite(v).all() for v in state.params.values())
-    assert state.step == err.epoch * 8 + err.step
+    assert state.step == err.epoch * 8 + err.step and state.epoch == err.epoch >= 1
+    # the history up to the failing epoch is the one a fit that stopped there records
+    before = train.fit(m.graph, m.init(), data, optimizer=optim.sgd(50.0), epochs=err.epoch, batch_size=1, seed=0)
+    assert state.history == before.history
     # the state really is the last finite one: the next step is the one that fails
     batch = train.epoch_batches({k: np.asarray(v) for k, v in data.items()}, 1, 0, err.epoch)[err.step]
     with np.errstate(over="ignore", invalid="ignore"):
