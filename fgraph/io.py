@@ -136,25 +136,27 @@ def _fsync_directory(directory: str) -> None:
 # ------------------------------------------------------- checks on saving
 
 
-def _array(value, where: str, kinds: str = "iuf") -> np.ndarray:
-    """``value`` as an array of real numbers (dtype kind in ``kinds``), finite; else name ``where``."""
+def _array(value, where: str, kinds: str = "iuf", finite: bool = True) -> np.ndarray:
+    """``value`` as an array of real numbers (dtype kind in ``kinds``), finite
+    unless ``finite`` is false; else an error naming ``where``."""
     arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
     if arr.dtype.kind not in kinds:
         raise TypeError(f"{where} must hold real numbers, got dtype {arr.dtype} ({type(value).__name__})")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError(f"{where} contains NaN or inf; refusing to save it")
     return arr
 
 
-def _param_arrays(params, what: str = "params") -> dict:
-    """Validated ``{name: array}``: str names, real finite arrays (scalars become 0-d arrays)."""
+def _param_arrays(params, what: str = "params", finite: bool = True) -> dict:
+    """Validated ``{name: array}``: str names, real arrays (scalars become 0-d
+    arrays), finite unless ``finite`` is false."""
     if not isinstance(params, Mapping):
         raise TypeError(f"{what} must be a dict of name -> array, got {type(params).__name__}")
     out = {}
     for name, value in params.items():
         if not isinstance(name, str):
             raise TypeError(f"{what}: every name must be a str, got {name!r} ({type(name).__name__})")
-        out[name] = _array(value, f"{what}[{name!r}]")
+        out[name] = _array(value, f"{what}[{name!r}]", kinds="biuf" if not finite else "iuf", finite=finite)
     return out
 
 
@@ -440,7 +442,7 @@ def params_digest(params: Mapping) -> str:
     0-d array and a Python float of the same float64 value do not; neither
     does dict order, memory layout or byte order).
     """
-    arrays = _param_arrays_unchecked(params)
+    arrays = _param_arrays(params, finite=False)  # a digest describes, it does not judge: NaN is allowed
     h = hashlib.sha256(b"fgraph.params_digest.v1\n")
     for name in sorted(arrays):
         arr = arrays[name]
@@ -449,21 +451,6 @@ def params_digest(params: Mapping) -> str:
         h.update(header.encode("ascii") + b"\n")
         h.update(arr.tobytes(order="C"))  # the header fixes the byte count, so the stream parses one way
     return h.hexdigest()
-
-
-def _param_arrays_unchecked(params) -> dict:
-    """Like :func:`_param_arrays` but NaN is allowed: a digest describes, it does not judge."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a dict of name -> array, got {type(params).__name__}")
-    out = {}
-    for name, value in params.items():
-        if not isinstance(name, str):
-            raise TypeError(f"params: every name must be a str, got {name!r} ({type(name).__name__})")
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"params[{name!r}] must hold real numbers, got dtype {arr.dtype}")
-        out[name] = arr
-    return out
 
 
 def library_versions() -> dict:
