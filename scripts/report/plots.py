@@ -31,11 +31,15 @@ def save(fig, path) -> None:
     plt.close(fig)
 
 
-def plain_log(ax, axis: str = "y") -> None:
-    """Log scale with plain tick labels (0.01, 0.1, 1): the default ones are mathtext, slow to draw."""
+def plain_log(ax, axis: str = "y", subs=(1.0, 2.0, 5.0)) -> None:
+    """Log scale with plain tick labels (0.01, 0.1, 1): the default ones are mathtext, slow to draw.
+
+    ``subs``: the ticks within each decade (just ``(1.0,)`` for an axis
+    spanning many decades, whose labels would otherwise overlap).
+    """
     getattr(ax, f"set_{axis}scale")("log")
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+    target.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_locator(NullLocator())  # hundreds of minor tick objects cost most of a plot's time
 
@@ -120,7 +124,7 @@ def minibatch(path, batch_sizes, seconds_per_epoch, speedup, mse_curves, budget=
         ax3.plot(t, mse, color=COLORS[i % len(COLORS)], linewidth=1.1, label=f"batch {b}")
     if budget is not None:
         ax3.axvline(budget, color="0.4", linestyle="--", linewidth=1, label="equal-time budget")
-    plain_log(ax3, "x")
+    plain_log(ax3, "x", subs=(1.0,))
     plain_log(ax3, "y")
     ax3.set_xlabel("wall time (s)")
     ax3.set_ylabel("training MSE")
