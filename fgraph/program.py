@@ -204,7 +204,7 @@ def compile_output(g, output: str, wrt=None) -> Program:
                 emit.line(f"g{dst} = {call}", comment)
                 assigned.add(dst)
 
-    grads, steps = [], []
+    grads = []
     for name in wrt:
         s = g.slots[name]
         if s in needs:

@@ -13,11 +13,12 @@ epochs and ``on_epoch`` is called with the state after each epoch, outside
 the fold.
 
 Divergence: every step checks that its objective is finite (a float
-comparison); after every epoch the params are checked. If either fails, the
-epoch is replayed from its start (it is deterministic) checking the
-objective, every gradient and every updated param at each step, and a
-:class:`DivergenceError` names the first step where something turned
-non-finite and carries the last state whose values were all finite.
+comparison); the params are checked every :data:`CHECK_STEPS` steps and at
+the end. If either fails, the fold is replayed from the last point that
+passed (it is deterministic), checking the objective, every gradient and
+every updated param at each step, and a :class:`DivergenceError` names the
+first step where something turned non-finite and carries the last state
+whose values were all finite.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fgraph import validate
 from fgraph.errors import ShapeError
 from fgraph.graph import Graph
 from fgraph.init import check_seed
+from fgraph.optim import apply_updates
 from fgraph.ops import squared_norm
 from fgraph.program import ONE
 
@@ -240,8 +242,7 @@ def _checked_step(program, optimizer) -> Callable:
     def apply(updates, opt_state, params):
         if scale is None:
             return optimizer.step(updates, opt_state, params)
-        # θ + u, exactly what value_and_step computes
-        return {k: p + updates[k] for k, p in params.items()}, opt_state
+        return apply_updates(params, updates), opt_state  # θ + u, exactly what value_and_step computes
 
     def step(carry, batch):
         params, opt_state, running = carry

@@ -39,7 +39,7 @@ def test_auto_names_are_deterministic_and_explicit_names_are_kept():
 
     (a1, n1), (a2, n2) = build(), build()
     assert a1.name == a2.name and a1.name.startswith("tanh_")
-    assert n1.name == "hidden"
+    assert n1.name == n2.name == "hidden"
 
 
 def test_shapes_are_inferred_when_nodes_are_built():

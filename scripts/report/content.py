@@ -11,7 +11,6 @@ it numerically; ``tests/test_homework.py`` checks that they exist.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
