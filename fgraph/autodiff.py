@@ -30,7 +30,7 @@ import toolz
 from fgraph import validate
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Graph
-from fgraph.program import ONE, Program, compile_forward, compile_output
+from fgraph.program import ONE, Program, compile_output
 
 
 def frozen(value):
@@ -100,12 +100,19 @@ def forward(g: Graph, params: Mapping, data: Mapping | None = None, outputs: Ite
     unknown = [k for k in names if k not in g.outputs]
     if unknown or not names:
         raise GraphError(f"unknown outputs {unknown}; the graph's outputs are {list(g.outputs)}")
-    nodes = [g.outputs[k].name for k in names]
-    if len(names) == 1:
-        prog = g.programs[names[0]]
-        run, param_names, input_names = (lambda p, d: (prog.forward(p, d),)), prog.param_names, prog.input_names
+    # Everything is compiled with the graph: all outputs at once, or each
+    # requested output's own program (so a prediction never needs y).
+    if set(names) == set(g.outputs):
+        run, param_names, input_names = g.forward_all
+        names = list(g.outputs)
     else:
-        run, param_names, input_names = compile_forward(g, nodes)
+        progs = [g.programs[k] for k in names]
+        param_names = frozenset().union(*(prog.param_names for prog in progs))
+        input_names = frozenset().union(*(prog.input_names for prog in progs))
+
+        def run(p, d):
+            return [prog.forward(p, d) for prog in progs]
+
     p = validate.params(g, params, param_names)
     d, _ = validate.data(g, data, input_names)
     return {k: frozen(v) for k, v in zip(names, run(p, d))}

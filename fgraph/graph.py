@@ -92,7 +92,9 @@ class Graph:
     ``nodes`` are in topological order; ``inputs`` and ``params`` map names to
     shapes; ``outputs`` maps output names to nodes; ``labels`` maps the
     inputs that carry integer class labels to their number of classes.
-    ``programs`` holds the compiled evaluation plan of each output.
+    ``programs`` holds the compiled evaluation plan of each output, and
+    ``forward_all`` ``(fn, param names, input names)`` the one that computes
+    every output at once.
     """
 
     nodes: tuple
@@ -102,6 +104,7 @@ class Graph:
     labels: Mapping
     slots: Mapping
     programs: Mapping
+    forward_all: tuple = ()
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a ``GraphError`` if there is none."""
@@ -178,7 +181,7 @@ def graph(**outputs: Node) -> Graph:
     ``graph(prediction=p, objective=J)``. Output names are free; node names
     must be unique. Everything evaluation needs is computed here, once.
     """
-    from fgraph.program import compile_output  # evaluation plans need graph types
+    from fgraph.program import compile_forward, compile_output  # evaluation plans need graph types
 
     if not outputs:
         raise GraphError("graph() needs at least one output, e.g. graph(objective=J)")
@@ -208,4 +211,5 @@ def graph(**outputs: Node) -> Graph:
         programs=EMPTY,
     )
     programs = {k: compile_output(g, k) for k in canonical}
-    return attrs.evolve(g, programs=MappingProxyType(programs))
+    forward_all = compile_forward(g, [n.name for n in canonical.values()])
+    return attrs.evolve(g, programs=MappingProxyType(programs), forward_all=forward_all)

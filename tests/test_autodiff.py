@@ -243,3 +243,21 @@ def test_repeated_subexpressions_are_shared_and_still_differentiate_correctly():
     assert sum(1 for n in g.nodes if n.op is fg.ops.TANH) == 1
     p = {"x": np.array([0.3, -0.7])}
     np.testing.assert_allclose(fg.grad(g)(p)["x"], 2 * (1 - np.tanh(p["x"]) ** 2))
+
+
+def test_forward_compiles_nothing_per_call(monkeypatch):
+    # Everything evaluation needs is compiled with the graph; a call only runs it.
+    import fgraph.program
+
+    g = ridge(2, 1.0)
+    x = fg.input("x", (2,))
+    g3 = fg.graph(a=fg.sum(x), b=fg.mean(x), c=fg.tanh(x))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled during a call")
+
+    monkeypatch.setattr(fgraph.program._Emitter, "compile", refuse)
+    params, data = {"w": np.ones(2), "b": np.array(0.0)}, {"x": np.ones((3, 2)), "y": np.zeros(3)}
+    assert set(fg.forward(g, params, data)) == {"prediction", "objective"}
+    out = fg.forward(g3, {}, {"x": np.array([1.0, 3.0])}, outputs=["c", "a"])
+    assert list(out) == ["c", "a"] and out["a"] == 4.0
