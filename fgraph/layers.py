@@ -30,7 +30,7 @@ import toolz
 # module, and the package is only partly initialised while it does.
 from fgraph import init as initializers
 from fgraph.errors import ShapeError
-from fgraph.graph import Node, param
+from fgraph.graph import Node, check_name, param
 from fgraph.ops import affine, relu, sigmoid, tanh, vector_scalar_affine
 
 Layer = Callable[[Node], Node]
@@ -51,12 +51,6 @@ def activation(kind: str) -> Layer:
         return ACTIVATIONS[kind]
     except (KeyError, TypeError):
         raise ValueError(f"unknown activation {kind!r}; choose one of {sorted(ACTIVATIONS)}") from None
-
-
-def _check_layer_name(name) -> str:
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"a layer name must be a non-empty string, got {name!r}")
-    return name
 
 
 def _check_init(init, what: str, layer: str):
@@ -102,7 +96,7 @@ def dense(name: str, units: int, init=None, bias_init=None, *, weight_name=None,
     Gradients (see ``fgraph.affine``): ∂J/∂W = (∂J/∂y) xᵀ, ∂J/∂b = ∂J/∂y,
     ∂J/∂x = Wᵀ ∂J/∂y.
     """
-    _check_layer_name(name)
+    check_name(name, "layer")
     if isinstance(units, bool) or not isinstance(units, int):
         raise TypeError(f"layer {name!r}: units must be a positive int, got {units!r}")
     if units <= 0:
@@ -131,7 +125,7 @@ def scalar_dense(name: str, init=None, bias_init=None, *, weight_name=None, bias
     ``fgraph.vector_scalar_affine(x, w, b)``, a node called ``name``.
     Gradients: ∂J/∂w = (∂J/∂y) x, ∂J/∂b = ∂J/∂y, ∂J/∂x = (∂J/∂y) w.
     """
-    _check_layer_name(name)
+    check_name(name, "layer")
     init = initializers.glorot_normal() if _check_init(init, "init", name) is None else init
     bias_init = initializers.zeros() if _check_init(bias_init, "bias_init", name) is None else bias_init
     w_name, b_name = _param_names(name, weight_name, bias_name, "w")
