@@ -30,7 +30,7 @@ import toolz
 from fgraph import validate
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Graph
-from fgraph.program import ONE, Program, compile_output
+from fgraph.program import ONE, Program
 
 
 def frozen(value):
@@ -44,6 +44,35 @@ def frozen(value):
     view = arr.view()
     view.flags.writeable = False
     return view
+
+
+def _owner(arr):
+    """The object that owns ``arr``'s memory (the end of its chain of bases)."""
+    while isinstance(arr, np.ndarray) and arr.base is not None:
+        arr = arr.base
+    return arr
+
+
+def detached(results: Mapping, *held: Mapping) -> dict:
+    """Read-only results that share no memory with the arrays in ``held``
+    (what the caller passed in) or with each other.
+
+    A rule may return its argument itself (the VJPs of ``add`` return the
+    incoming cotangent; an output may be a param): such a result, and any
+    result whose memory another result already owns, is copied; the others
+    are returned as read-only views without copying.
+    """
+    taken = {id(_owner(v)) for group in held for v in group.values() if isinstance(v, np.ndarray)}
+    out = {}
+    for k, v in results.items():
+        if isinstance(v, np.ndarray) and v.ndim:
+            owner = id(_owner(v))
+            if owner in taken:
+                v = v.copy()
+                owner = id(v)
+            taken.add(owner)
+        out[k] = frozen(v)
+    return out
 
 
 def merge_grads(*grads: Mapping) -> dict:
@@ -73,16 +102,16 @@ def _program(g: Graph, output: str, wrt) -> Program:
     _check_graph(g)
     if not isinstance(output, str):
         raise TypeError(f"output must be an output name (str), got {output!r}")
+    if output not in g.outputs:
+        raise GraphError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
     if wrt is None:
-        if output not in g.programs:
-            raise GraphError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
         return g.programs[output]
     if isinstance(wrt, str):
         wrt = (wrt,)
-    return compile_output(g, output, wrt)
+    return g.programs.with_respect_to(output, wrt)
 
 
-def _inputs_for(g: Graph, program: Program, params, data):
+def _inputs_for(g: Graph, program, params, data):
     p = validate.params(g, params, program.param_names)
     d, batch = validate.data(g, data, program.input_names)
     return p, d, batch
@@ -97,25 +126,13 @@ def forward(g: Graph, params: Mapping, data: Mapping | None = None, outputs: Ite
     """
     _check_graph(g)
     names = list(g.outputs) if outputs is None else [outputs] if isinstance(outputs, str) else list(outputs)
-    unknown = [k for k in names if k not in g.outputs]
+    unknown = [k for k in names if not isinstance(k, str) or k not in g.outputs]
     if unknown or not names:
         raise GraphError(f"unknown outputs {unknown}; the graph's outputs are {list(g.outputs)}")
-    # Everything is compiled with the graph: all outputs at once, or each
-    # requested output's own program (so a prediction never needs y).
-    if set(names) == set(g.outputs):
-        run, param_names, input_names = g.forward_all
-        names = list(g.outputs)
-    else:
-        progs = [g.programs[k] for k in names]
-        param_names = frozenset().union(*(prog.param_names for prog in progs))
-        input_names = frozenset().union(*(prog.input_names for prog in progs))
-
-        def run(p, d):
-            return [prog.forward(p, d) for prog in progs]
-
-    p = validate.params(g, params, param_names)
-    d, _ = validate.data(g, data, input_names)
-    return {k: frozen(v) for k, v in zip(names, run(p, d))}
+    program = g.programs.forward(names)
+    p, d, batch = _inputs_for(g, program, params, data)
+    values = program.run(p, d, batch)
+    return detached(dict(zip(names, values)), p, d)
 
 
 def _check_scalar(g: Graph, output: str) -> None:
@@ -137,9 +154,9 @@ def value_and_grad(g: Graph, output: str = "objective", wrt=None):
     _check_scalar(g, output)
 
     def value_and_grad_fn(params: Mapping, data: Mapping | None = None):
-        p, d, _ = _inputs_for(g, program, params, data)
-        value, grads = program.value_and_grad(p, d)
-        return frozen(value), {k: frozen(v) for k, v in grads.items()}
+        p, d, batch = _inputs_for(g, program, params, data)
+        value, grads = program.run_value_and_grad(p, d, ONE, batch)
+        return frozen(value), detached(grads, p, d)
 
     value_and_grad_fn.__doc__ = f"(value, gradients) of output {output!r} of {g!r}."
     return value_and_grad_fn
@@ -171,5 +188,5 @@ def backward(g: Graph, params: Mapping, data: Mapping | None = None, output: str
         if cotangent.shape != shape:
             raise ShapeError(f"the cotangent has shape {cotangent.shape}; output {output!r} has shape {shape}")
         validate.check_finite(cotangent, "cotangent")
-    _, grads = program.value_and_grad(p, d, cotangent)
-    return {k: frozen(v) for k, v in grads.items()}
+    _, grads = program.run_value_and_grad(p, d, cotangent, batch)
+    return detached(grads, p, d, {"cotangent": cotangent})

@@ -5,18 +5,21 @@ application of a primitive to other nodes. Nodes are frozen and compared by
 identity. :func:`graph` collects the nodes that named outputs depend on into a
 frozen :class:`Graph`, and computes once, at construction, everything that
 evaluation needs and that does not depend on values: the topological order,
-the slot of every node, which params and inputs each output needs, and the
-flat programs that :mod:`fgraph.autodiff` runs.
+the slot of every node and the labels; the flat programs that
+:mod:`fgraph.autodiff` runs are compiled from it on first use, once.
 """
 
 from __future__ import annotations
 
+import inspect
 from types import MappingProxyType
 from typing import Any, Mapping
 
 import attrs
+import numpy as np
 
 from fgraph.errors import GraphError, ShapeError
+from fgraph.program import Programs
 
 EMPTY = MappingProxyType({})
 
@@ -54,16 +57,44 @@ def check_name(name: object, what: str = "node") -> str:
 
 
 def as_shape(shape: object, where: str) -> tuple:
-    """Normalise a shape (an int, or a sequence of positive ints) to a tuple."""
-    if isinstance(shape, (int,)) and not isinstance(shape, bool):
+    """Normalise a shape (an int, or a sequence of positive ints, NumPy ints
+    included) to a tuple of Python ints."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
         raise ShapeError(f"{where}: a shape must be a tuple of ints, got {shape!r}") from None
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d > 0 for d in dims):
         raise ShapeError(f"{where}: a shape must be a tuple of positive ints, got {shape!r}")
     return tuple(int(d) for d in dims)
+
+
+def check_initializer(init, where: str):
+    """``init`` if it is None or an initialiser ``init(rng, shape) -> array``,
+    else a ``TypeError`` saying what is wrong with it.
+
+    fgraph's initialisers are values made by calling a constructor
+    (``fgraph.init.normal(0.01)``); passing the constructor itself
+    (``fgraph.init.normal``) is the usual slip, and is named as such.
+    """
+    if init is None:
+        return None
+    if inspect.isfunction(init) and getattr(init, "__module__", None) == "fgraph.init":
+        raise TypeError(
+            f"{where}: init=fgraph.init.{init.__name__} is the initialiser's constructor, not an initialiser;"
+            f" call it, e.g. init=fgraph.init.{init.__name__}()"
+        )
+    try:
+        inspect.signature(init).bind(None, ())
+    except TypeError:
+        raise TypeError(
+            f"{where}: init must be an initialiser called as init(rng, shape), such as"
+            f" fgraph.init.normal(0.01); got {init!r}"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): trust it, init_params checks what it returns
+        pass
+    return init
 
 
 def input(name: str, shape=()) -> Node:  # noqa: A001 - the contract's name
@@ -82,6 +113,7 @@ def param(name: str, shape=(), init=None) -> Node:
     by :func:`fgraph.init.init_params`.
     """
     check_name(name, "param")
+    init = check_initializer(init, f"param {name!r}")
     return Node(name=name, role="param", shape=as_shape(shape, f"param {name!r}"), init=init)
 
 
@@ -92,9 +124,8 @@ class Graph:
     ``nodes`` are in topological order; ``inputs`` and ``params`` map names to
     shapes; ``outputs`` maps output names to nodes; ``labels`` maps the
     inputs that carry integer class labels to their number of classes.
-    ``programs`` holds the compiled evaluation plan of each output, and
-    ``forward_all`` ``(fn, param names, input names)`` the one that computes
-    every output at once.
+    ``programs`` (a :class:`fgraph.program.Programs`) compiles the
+    evaluation of each output on its first use, once.
     """
 
     nodes: tuple
@@ -104,7 +135,6 @@ class Graph:
     labels: Mapping
     slots: Mapping
     programs: Mapping
-    forward_all: tuple = ()
 
     def node(self, name: str) -> Node:
         """The node called ``name``; a ``GraphError`` if there is none."""
@@ -121,57 +151,81 @@ class Graph:
         )
 
 
-def _same_computation(a: Node, b: Node) -> bool:
-    """Whether two auto-named nodes compute the same value: the same primitive
-    object, the same inputs and the same config (not just the same names)."""
+def _same_computation(kept: Node, node: Node, canonical: Mapping) -> bool:
+    """Whether ``node`` computes what ``kept`` computes: both auto-named, the
+    same primitive object, the same config, and inputs that are (or were
+    merged into) the same nodes.
+
+    ``canonical`` maps ``id(node)`` to the node kept for it; both nodes'
+    inputs are already in it, so the comparison is one step deep and the
+    whole merge is linear in the graph (hash-consing), never recursive.
+    """
     return (
-        a.auto_name
-        and b.auto_name
-        and a.op is b.op
-        and len(a.inputs) == len(b.inputs)
-        and all(x is y or _same_computation(x, y) for x, y in zip(a.inputs, b.inputs))
-        and dict(a.config) == dict(b.config)
+        kept.auto_name
+        and node.auto_name
+        and kept.op is node.op
+        and len(kept.inputs) == len(node.inputs)
+        and all(canonical[id(a)] is canonical[id(b)] for a, b in zip(kept.inputs, node.inputs))
+        and _same_config(kept.config, node.config)
     )
+
+
+def _same_config(a: Mapping, b: Mapping) -> bool:
+    """Config equality, by value, that also holds for array-valued config."""
+    return list(a) == list(b) and all(_same_value(a[k], b[k]) for k in a)
+
+
+def _same_value(x, y) -> bool:
+    if x is y:
+        return True
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return np.shape(x) == np.shape(y) and bool(np.array_equal(x, y))
+    try:
+        return bool(x == y)
+    except (TypeError, ValueError):  # values that cannot say whether they are equal are not
+        return False
 
 
 def topological_order(roots) -> tuple:
     """Nodes reachable from ``roots``, each after its inputs (iterative DFS).
 
     Structurally identical auto-named nodes (same op, config and inputs, hence
-    the same name) compute the same value and are kept once. Two different
-    nodes that share an explicit name are a ``GraphError``.
+    the same name) compute the same value and are kept once: each node is
+    visited once, after its inputs, and compared with the node already kept
+    under its name one level deep (see :func:`_same_computation`). Two
+    different nodes that share an explicit name are a ``GraphError``.
     """
-    seen: dict[str, Node] = {}
+    kept: dict[str, Node] = {}  # name -> the node kept under that name
+    canonical: dict[int, Node] = {}  # id(node) -> the node kept for it
     order: list[Node] = []
-
-    def known(node: Node) -> bool:
-        other = seen.get(node.name)
-        if other is None:
-            return False
-        if other is not node and not (_same_computation(other, node)):
-            hint = (
-                " (their primitives share the name but are different objects; pass name= to one)"
-                if other.auto_name and node.auto_name
-                else "; node names must be unique"
-            )
-            raise GraphError(f"two different nodes are named {node.name!r}: {other!r} and {node!r}{hint}")
-        return True
 
     for root in roots:
         stack = [(root, False)]
         while stack:
             node, expanded = stack.pop()
-            if known(node):
+            if id(node) in canonical:
                 continue
-            if expanded:
-                seen[node.name] = node
-                order.append(node)
-            else:
+            if not expanded:
                 stack.append((node, True))
                 # Computed inputs before leaves, so params come out layer by
                 # layer (W1, b1, W2, b2), not deepest first.
                 ordered = [i for i in node.inputs if i.role == "op"] + [i for i in node.inputs if i.role != "op"]
-                stack.extend((i, False) for i in reversed(ordered))
+                stack.extend((i, False) for i in reversed(ordered) if id(i) not in canonical)
+                continue
+            other = kept.get(node.name)
+            if other is None:
+                kept[node.name] = canonical[id(node)] = node
+                order.append(node)
+            elif _same_computation(other, node, canonical):
+                canonical[id(node)] = other
+            else:
+                hint = (
+                    " (their primitives share the name but are different objects; pass name= to one)"
+                    if other.auto_name and node.auto_name
+                    else "; node names must be unique (to use one layer's params twice, build the layer"
+                    " once and apply the same function twice, or pass the same param Node)"
+                )
+                raise GraphError(f"two different nodes are named {node.name!r}: {other!r} and {node!r}{hint}")
     return tuple(order)
 
 
@@ -181,8 +235,6 @@ def graph(**outputs: Node) -> Graph:
     ``graph(prediction=p, objective=J)``. Output names are free; node names
     must be unique. Everything evaluation needs is computed here, once.
     """
-    from fgraph.program import compile_forward, compile_output  # evaluation plans need graph types
-
     if not outputs:
         raise GraphError("graph() needs at least one output, e.g. graph(objective=J)")
     for key, node in outputs.items():
@@ -210,6 +262,4 @@ def graph(**outputs: Node) -> Graph:
         slots=slots,
         programs=EMPTY,
     )
-    programs = {k: compile_output(g, k) for k in canonical}
-    forward_all = compile_forward(g, [n.name for n in canonical.values()])
-    return attrs.evolve(g, programs=MappingProxyType(programs), forward_all=forward_all)
+    return attrs.evolve(g, programs=Programs(g))

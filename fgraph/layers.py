@@ -30,7 +30,7 @@ import toolz
 # module, and the package is only partly initialised while it does.
 from fgraph import init as initializers
 from fgraph.errors import ShapeError
-from fgraph.graph import Node, check_name, param
+from fgraph.graph import Node, check_initializer, check_name, param
 from fgraph.ops import affine, relu, sigmoid, tanh, vector_scalar_affine
 
 Layer = Callable[[Node], Node]
@@ -54,12 +54,7 @@ def activation(kind: str) -> Layer:
 
 
 def _check_init(init, what: str, layer: str):
-    if init is not None and not callable(init):
-        raise TypeError(
-            f"layer {layer!r}: {what} must be an initialiser from fgraph.init"
-            f" (called as init(rng, shape)), got {init!r}"
-        )
-    return init
+    return check_initializer(init, f"layer {layer!r}: {what}")
 
 
 def _param_names(layer: str, weight_name, bias_name, weight_default: str) -> tuple[str, str]:

@@ -1,7 +1,7 @@
-"""Compile a graph once into straight-line Python programs, and run them.
+"""Compile a graph into straight-line Python programs, and run them.
 
 Evaluation of an output is a fixed sequence of rule calls that depends only
-on the frozen graph, so it is compiled once, when the graph is built, into a
+on the frozen graph, so it is compiled, once, on its first use, into a
 plain Python function: one line per op node for the forward pass, one line
 per edge that carries a gradient for the backward pass. Running it creates
 no dictionaries, lists or attrs objects per node and looks nothing up; the
@@ -24,23 +24,41 @@ fixed order, so results are deterministic to the bit. Where an argument may
 be smaller than the value it met (broadcasting, or a parameter meeting
 batched data), the VJP's result goes through :func:`sum_to_shape`.
 
-Only generated identifiers (``v3``, ``g3``, ``f3``) appear as code; the
-rules, config constants and names live in the function's namespace or in
-``repr``-quoted strings, so no node name can change what the code does.
-Validation happens at the public entry points (:mod:`fgraph.autodiff`,
-:mod:`fgraph.train`), never here.
+Memory: a value that may be large is deleted (``del v3``) right after the
+last line that reads it, so a forward pass holds only what is still
+needed and the backward pass only what the remaining VJPs read.
+
+Trust: the first time a program runs with a given batch size it runs a
+*checked* twin, the same lines with every forward value and every VJP
+result compared with the shape that the shape rules and the batch size
+say, so a primitive that ignores the batch axis or returns a wrongly
+shaped cotangent is a :class:`~fgraph.errors.ShapeError` naming the
+primitive, the argument and both shapes, never a silently wrong gradient.
+
+Names are data, never code: only generated identifiers (``v3``, ``g3``,
+``f3``) and ``repr``-quoted strings appear in the code, and every comment is
+escaped to one line, so no name of any kind can change what runs.
+Validation of params and data happens at the public entry points
+(:mod:`fgraph.autodiff`, :mod:`fgraph.train`), never here.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Mapping
 from typing import Callable
 
 import attrs
 import numpy as np
 
-from fgraph.errors import GraphError
+from fgraph.errors import GraphError, ShapeError
 
 ONE = np.float64(1.0)
+
+#: Values of an unbatched node with at most this many entries are not
+#: deleted after their last use: the ``del`` would cost more than it frees.
+SMALL_VALUE = 1024
 
 
 @attrs.frozen(eq=False)
@@ -52,9 +70,12 @@ class Program:
       for every param in ``wrt`` (all of them by default): one SGD step,
       with the learning rate folded into the cotangent.
     - ``forward(params, data) -> value``
+    - ``checked_value_and_grad(params, data, cotangent, batch)`` and
+      ``checked_forward(params, data, batch)``: the same programs, checking
+      the shape of every value and cotangent (see :meth:`run`).
     - ``param_names`` / ``input_names``: what the output reads.
     - ``wrt``: the names gradients are taken with respect to; one that does
-      not reach the output gets a shared read-only zeros array.
+      not reach the output gets new zeros.
     - ``source``: the generated Python code.
     """
 
@@ -65,7 +86,100 @@ class Program:
     value_and_grad: Callable
     value_and_step: Callable
     forward: Callable
+    checked_value_and_grad: Callable
+    checked_forward: Callable
     source: str
+    verified: set = attrs.field(factory=set, repr=False)
+
+    def run_value_and_grad(self, params, data, cotangent, batch):
+        """``value_and_grad``, checked the first time it meets batch size ``batch``."""
+        if ("grad", batch) in self.verified:
+            return self.value_and_grad(params, data, cotangent)
+        result = self.checked_value_and_grad(params, data, cotangent, batch)
+        self.verified.update((("grad", batch), ("forward", batch)))
+        return result
+
+    def run_forward(self, params, data, batch):
+        """``forward``, checked the first time it meets batch size ``batch``."""
+        if ("forward", batch) in self.verified:
+            return self.forward(params, data)
+        result = self.checked_forward(params, data, batch)
+        self.verified.add(("forward", batch))
+        return result
+
+    def verify(self, params, data, batch) -> None:
+        """Run the checked program once on ``data`` (batch size ``batch``,
+        None for one example without a batch axis) unless that batch size
+        was checked already; raises ``ShapeError`` for a misshapen rule."""
+        if ("grad", batch) not in self.verified:
+            self.run_value_and_grad(params, data, ONE, batch)
+
+
+@attrs.frozen(eq=False)
+class ForwardProgram:
+    """The compiled forward pass of several nodes at once:
+    ``run(params, data, batch) -> tuple of values``."""
+
+    param_names: frozenset
+    input_names: frozenset
+    fast: Callable
+    checked: Callable
+    verified: set = attrs.field(factory=set, repr=False)
+
+    def run(self, params, data, batch) -> tuple:
+        """The values, checked the first time batch size ``batch`` is met."""
+        if batch in self.verified:
+            return self.fast(params, data)
+        result = self.checked(params, data, batch)
+        self.verified.add(batch)
+        return result
+
+
+class Programs(Mapping):
+    """The programs of a graph's outputs, each compiled on its first use.
+
+    ``programs[output]`` is the :class:`Program` of one output;
+    :meth:`with_respect_to` one with gradients for other names;
+    :meth:`forward` the forward pass of several outputs at once. Compiling
+    only what is used keeps building a graph linear in its size, however
+    many outputs it names. The cache is private and its contents are pure
+    functions of the frozen graph, so the graph stays a value.
+    """
+
+    def __init__(self, g):
+        self._g = g
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+
+    def _get(self, key, make):
+        found = self._cache.get(key)
+        if found is None:
+            with self._lock:
+                found = self._cache.get(key)
+                if found is None:
+                    found = self._cache[key] = make()
+        return found
+
+    def __getitem__(self, output: str) -> Program:
+        if output not in self._g.outputs:
+            raise KeyError(output)
+        return self._get(("output", output, None), lambda: compile_output(self._g, output))
+
+    def __iter__(self):
+        return iter(self._g.outputs)
+
+    def __len__(self) -> int:
+        return len(self._g.outputs)
+
+    def with_respect_to(self, output: str, wrt) -> Program:
+        """The program of ``output`` with gradients for the names ``wrt``."""
+        wrt = tuple(wrt)
+        return self._get(("output", output, wrt), lambda: compile_output(self._g, output, wrt))
+
+    def forward(self, outputs) -> ForwardProgram:
+        """One forward program computing the named outputs, in that order."""
+        outputs = tuple(outputs)
+        return self._get(("forward", outputs), lambda: compile_forward(self._g, outputs))
 
 
 def sum_to_shape(c, like):
@@ -94,25 +208,121 @@ def ancestors(g, names) -> list:
     return sorted(need)
 
 
+# ------------------------------------------------------------ shape checks
+
+
+def value_shape(node, batch) -> tuple:
+    """The shape ``node``'s value has when the data has batch size ``batch``
+    (None: one example without a batch axis)."""
+    return ((batch,) if node.batched and batch is not None else ()) + node.shape
+
+
+def _describe_rule(node) -> str:
+    return f"primitive {node.op.name!r} (node {node.name!r})"
+
+
+def _require_array(value, node, what: str) -> None:
+    if not isinstance(value, (np.ndarray, np.generic)):
+        raise TypeError(f"{_describe_rule(node)}: its {what} returned {type(value).__name__}, not a NumPy array")
+
+
+def check_value(value, node, batch):
+    """``value`` if it has the shape that ``node`` has at batch size
+    ``batch``, else a ``ShapeError`` naming the primitive and both shapes."""
+    _require_array(value, node, "forward rule")
+    expected = value_shape(node, batch)
+    if value.shape != expected:
+        where = f" with a batch of {batch}" if batch is not None and node.batched else ""
+        raise ShapeError(
+            f"{_describe_rule(node)}: the forward rule returned shape {value.shape}, expected {expected}"
+            f" (per-example shape {node.shape}{where}); rules receive the arrays with their leading batch"
+            " axis and must keep it"
+        )
+    return value
+
+
+def _reducible(shape: tuple, target: tuple) -> bool:
+    """Whether :func:`sum_to_shape` can take a cotangent of ``shape`` to ``target``."""
+    if len(shape) < len(target):
+        return False
+    tail = shape[len(shape) - len(target):]
+    return all(t == s or t == 1 for s, t in zip(tail, target))
+
+
+def check_cotangent(c, node, position: int, like, reduce: bool):
+    """The cotangent ``c`` that ``node``'s VJP returned for argument
+    ``position`` (whose value is ``like``), summed down when ``reduce``;
+    a ``ShapeError`` when it cannot have the argument's shape."""
+    _require_array(c, node, f"VJP of argument {position}")
+    target = np.shape(like)
+    if reduce and c.shape != target and _reducible(c.shape, target):
+        c = sum_to_shape(c, like)
+    if c.shape != target:
+        arg = node.inputs[position]
+        hint = (
+            "; a VJP whose result broadcasts must sum it back to the argument's shape,"
+            " or its primitive must declare unbroadcast=True"
+            if not reduce and _reducible(c.shape, target)
+            else ""
+        )
+        raise ShapeError(
+            f"{_describe_rule(node)}: the VJP of argument {position} ({arg.name!r}) returned shape {c.shape},"
+            f" expected {target}, the shape of that argument's value{hint}"
+        )
+    return c
+
+
+# ------------------------------------------------------------------ emitter
+
+
+def comment_text(text: str) -> str:
+    """``text`` with every character that could end a line of code escaped,
+    so a comment made from names is one line, whatever the names hold."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+@attrs.frozen
+class _Line:
+    code: str
+    comment: str
+    reads: tuple
+    writes: str | None
+
+
 class _Emitter:
-    """Collects the lines of a generated function and the namespace it runs in."""
+    """Collects the lines of a generated function, what each reads and
+    writes, and the namespace the function runs in."""
 
-    def __init__(self, g):
+    def __init__(self, g, checked: bool = False):
         self.g = g
-        self.lines: list[str] = []
-        self.namespace: dict = {"sum_to_shape": sum_to_shape, "ONE": ONE}
+        self.checked = checked
+        self.lines: list[_Line] = []
+        self.disposable: set[str] = set()  # locals worth deleting after their last use
+        self.namespace: dict = {
+            "sum_to_shape": sum_to_shape,
+            "ONE": ONE,
+            "zeros": np.zeros,
+            "check_value": check_value,
+            "check_cotangent": check_cotangent,
+        }
 
-    def line(self, code: str, comment: str = "") -> None:
-        self.lines.append(f"    {code:<52} # {comment}" if comment else f"    {code}")
+    def line(self, code: str, comment: str = "", reads=(), writes=None) -> None:
+        self.lines.append(_Line(code, comment_text(comment), tuple(reads), writes))
 
     def constant(self, key: str, value) -> str:
         self.namespace[key] = value
         return key
 
-    def arguments(self, slot: int) -> list:
+    def mark_disposable(self, var: str, node) -> None:
+        """Delete ``var`` after its last use unless it holds a small unbatched value."""
+        if node.role == "op" and (node.batched or math.prod(node.shape) > SMALL_VALUE):
+            self.disposable.add(var)
+
+    def arguments(self, slot: int) -> tuple[list, list]:
+        """The argument expressions of node ``slot``'s rules, and the locals they read."""
         node = self.g.nodes[slot]
-        args = [f"v{self.g.slots[i.name]}" for i in node.inputs]
-        return args + [self.constant(f"c{slot}_{j}", c) for j, c in enumerate(node.config.values())]
+        reads = [f"v{self.g.slots[i.name]}" for i in node.inputs]
+        return reads + [self.constant(f"c{slot}_{j}", c) for j, c in enumerate(node.config.values())], reads
 
     def forward(self, slots) -> tuple[frozenset, frozenset]:
         """Lines computing ``v{slot}`` for every slot, in order; the leaf names read."""
@@ -121,20 +331,43 @@ class _Emitter:
             node = self.g.nodes[s]
             if node.role == "param":
                 params.add(node.name)
-                self.line(f"v{s} = params[{node.name!r}]", f"{node.name!r} param")
+                self.line(f"v{s} = params[{node.name!r}]", f"{node.name!r} param", writes=f"v{s}")
             elif node.role == "input":
                 inputs.add(node.name)
-                self.line(f"v{s} = data[{node.name!r}]", f"{node.name!r} input")
+                self.line(f"v{s} = data[{node.name!r}]", f"{node.name!r} input", writes=f"v{s}")
             else:
                 f = self.constant(f"f{s}", node.op.forward)
+                args, reads = self.arguments(s)
                 described = ", ".join(repr(i.name) for i in node.inputs)
-                self.line(f"v{s} = {f}({', '.join(self.arguments(s))})", f"{node.name!r} = {node.op.name}({described})")
+                call = f"{f}({', '.join(args)})"
+                if self.checked:
+                    call = f"check_value({call}, {self.constant(f'n{s}', node)}, batch)"
+                self.line(f"v{s} = {call}", f"{node.name!r} = {node.op.name}({described})", reads, f"v{s}")
+                self.mark_disposable(f"v{s}", node)
         return frozenset(params), frozenset(inputs)
 
+    def source(self, name: str, signature: str) -> str:
+        """The function's code, with ``del`` after the last read of every disposable local."""
+        last_read: dict[str, int] = {}
+        for i, ln in enumerate(self.lines):
+            for var in ln.reads:
+                last_read[var] = i
+        out = [f"def {name}({signature}):"]
+        for i, ln in enumerate(self.lines):
+            out.append(f"    {ln.code:<52} # {ln.comment}" if ln.comment else f"    {ln.code}")
+            dead = sorted(
+                {v for v in ln.reads if last_read[v] == i and v in self.disposable and v != ln.writes},
+                key=lambda v: (v[0], int(v[1:])),
+            )
+            if dead:
+                out.append(f"    del {', '.join(dead)}")
+        return "\n".join(out) + "\n"
+
     def compile(self, name: str, signature: str) -> tuple[Callable, str]:
-        source = f"def {name}({signature}):\n" + "\n".join(self.lines) + "\n"
-        exec(compile(source, f"<fgraph program {name}>", "exec"), self.namespace)  # noqa: S102 - generated above
-        return self.namespace[name], source
+        source = self.source(name, signature)
+        namespace = dict(self.namespace)
+        exec(compile(source, f"<fgraph program {name}>", "exec"), namespace)  # noqa: S102 - generated above
+        return namespace[name], source
 
 
 def _may_broadcast(arg, node) -> bool:
@@ -144,43 +377,31 @@ def _may_broadcast(arg, node) -> bool:
     return any((other.batched, other.shape) != (arg.batched, arg.shape) for other in node.inputs)
 
 
-def compile_forward(g, node_names, single: bool = False) -> tuple[Callable, frozenset, frozenset]:
-    """``(fn, param names, input names)`` where ``fn(params, data)`` returns the
-    tuple of values of the named nodes (the value itself when ``single``)."""
-    emit = _Emitter(g)
+def _forward_function(g, node_names, checked: bool, single: bool) -> tuple[Callable, frozenset, frozenset]:
+    emit = _Emitter(g, checked)
     params, inputs = emit.forward(ancestors(g, node_names))
     values = [f"v{g.slots[n]}" for n in node_names]
-    emit.line(f"return {values[0]}" if single else "return (" + "".join(f"{v}, " for v in values) + ")")
-    fn, _ = emit.compile("forward", "params, data")
+    emit.line(f"return {values[0]}" if single else "return (" + "".join(f"{v}, " for v in values) + ")", reads=values)
+    fn, _ = emit.compile("forward", "params, data, batch" if checked else "params, data")
     return fn, params, inputs
 
 
-def compile_output(g, output: str, wrt=None) -> Program:
-    """Compile the forward and backward programs of ``output``.
+def compile_forward(g, outputs) -> ForwardProgram:
+    """The forward program of the named outputs: their values, in order."""
+    names = [g.outputs[k].name for k in outputs]
+    fast, params, inputs = _forward_function(g, names, checked=False, single=False)
+    checked, _, _ = _forward_function(g, names, checked=True, single=False)
+    return ForwardProgram(param_names=params, input_names=inputs, fast=fast, checked=checked)
 
-    ``wrt`` names the leaves to differentiate with respect to (default: every
-    param of the graph, so gradients always have a key per param).
-    """
-    if output not in g.outputs:
-        raise GraphError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
-    wrt = tuple(g.params) if wrt is None else tuple(wrt)
-    for name in wrt:
-        if name not in g.slots or g.nodes[g.slots[name]].role == "op":
-            raise GraphError(f"cannot differentiate with respect to {name!r}: not a param or input of the graph")
-    out_node = g.outputs[output].name
-    out_slot = g.slots[out_node]
-    live = ancestors(g, [out_node])
 
-    forward_fn, _, _ = compile_forward(g, [out_node], single=True)
-    emit = _Emitter(g)
-    params, inputs = emit.forward(live)
-
+def _backward_lines(emit: _Emitter, g, live, wrt, out_slot: int, output: str) -> list:
+    """Emit the backward pass; return ``(name, expression)`` of each gradient."""
     wrt_slots = {g.slots[name] for name in wrt}
     needs = set()
     for s in live:
         if s in wrt_slots or any(g.slots[i.name] in needs for i in g.nodes[s].inputs):
             needs.add(s)
-    emit.line(f"g{out_slot} = cotangent", f"∂{output}/∂{output}")
+    emit.line(f"g{out_slot} = cotangent", f"∂{output}/∂{output}", writes=f"g{out_slot}")
     assigned = {out_slot}
     for s in sorted(needs, reverse=True):
         node = g.nodes[s]
@@ -194,40 +415,82 @@ def compile_output(g, output: str, wrt=None) -> Program:
             if vjp is None:
                 raise GraphError(f"{node.op.name} node {node.name!r} is not differentiable in argument {pos} ({arg.name!r})")
             b = emit.constant(f"b{s}_{pos}", vjp)
-            call = f"{b}(g{s}, v{s}, {', '.join(emit.arguments(s))})"
-            if node.op.unbroadcast and _may_broadcast(arg, node):
+            args, reads = emit.arguments(s)
+            call = f"{b}(g{s}, v{s}, {', '.join(args)})"
+            reads = [f"g{s}", f"v{s}", *reads]
+            reduce = node.op.unbroadcast and _may_broadcast(arg, node)
+            if emit.checked:
+                call = f"check_cotangent({call}, {emit.constant(f'n{s}', node)}, {pos}, v{dst}, {reduce})"
+                reads.append(f"v{dst}")
+            elif reduce:
                 call = f"sum_to_shape({call}, v{dst})"
+                reads.append(f"v{dst}")
             comment = f"{arg.name!r} <- {node.op.name} {node.name!r}"
             if dst in assigned:
-                emit.line(f"g{dst} = g{dst} + {call}", comment + ", another use: contributions add")
+                emit.line(f"g{dst} = g{dst} + {call}", comment + ", another use: contributions add", [f"g{dst}", *reads], f"g{dst}")
             else:
-                emit.line(f"g{dst} = {call}", comment)
+                emit.line(f"g{dst} = {call}", comment, reads, f"g{dst}")
                 assigned.add(dst)
-
+            emit.mark_disposable(f"g{dst}", arg)
     grads = []
     for name in wrt:
         s = g.slots[name]
         if s in needs:
             grads.append((name, f"g{s}"))
-        else:
-            zeros = np.zeros(g.nodes[s].shape)
-            zeros.flags.writeable = False
-            grads.append((name, emit.constant(f"z{s}", zeros)))
+        else:  # new zeros on every call: nothing returned is shared with another result
+            grads.append((name, f"zeros({emit.constant(f's{s}', g.nodes[s].shape)})"))
+    return grads
+
+
+def _gradient_function(g, output: str, wrt, live, checked: bool):
+    """``(value_and_grad, value_and_step, source)`` of ``output``; checked
+    programs take the batch size as a last argument and have no step."""
+    out_slot = g.slots[g.outputs[output].name]
+    emit = _Emitter(g, checked)
+    params, inputs = emit.forward(live)
+    grads = _backward_lines(emit, g, live, wrt, out_slot, output)
     body = list(emit.lines)
-    emit.line("return v%d, {%s}" % (out_slot, ", ".join(f"{n!r}: {e}" for n, e in grads)))
-    value_and_grad, source = emit.compile("value_and_grad", "params, data, cotangent=ONE")
+    grad_vars = [e for _, e in grads if e.startswith("g")]
+    emit.line("return v%d, {%s}" % (out_slot, ", ".join(f"{n!r}: {e}" for n, e in grads)), reads=[f"v{out_slot}", *grad_vars])
+    signature = "params, data, cotangent, batch" if checked else "params, data, cotangent=ONE"
+    value_and_grad, source = emit.compile("value_and_grad", signature)
+    if checked:
+        return value_and_grad, None, source, params, inputs
     # The same program ending in a step θ + u, for updates u = cotangent·∇ (SGD folds
     # its learning rate into the cotangent): no gradient dict, no second pass.
     emit.lines = body
     live_set = set(live)
-
-    def current(name):  # the value of a leaf: already a local if the output reads it
-        s = g.slots[name]
-        source_dict = "params" if g.nodes[s].role == "param" else "data"
-        return f"v{s}" if s in live_set else f"{source_dict}[{name!r}]"
-
-    emit.line("return v%d, {%s}" % (out_slot, ", ".join(f"{n!r}: {current(n)} + {e}" for n, e in grads)))
+    steps, reads = [], [f"v{out_slot}", *grad_vars]
+    for n, e in grads:
+        s = g.slots[n]
+        if s in live_set:
+            steps.append(f"{n!r}: v{s} + {e}")
+            reads.append(f"v{s}")
+        else:  # a leaf the output does not read: its current value, from where it lives
+            steps.append(f"{n!r}: {'params' if g.nodes[s].role == 'param' else 'data'}[{n!r}] + {e}")
+    emit.line("return v%d, {%s}" % (out_slot, ", ".join(steps)), reads=reads)
     value_and_step, _ = emit.compile("value_and_step", "params, data, cotangent")
+    return value_and_grad, value_and_step, source, params, inputs
+
+
+def compile_output(g, output: str, wrt=None) -> Program:
+    """Compile the forward and backward programs of ``output``, fast and checked.
+
+    ``wrt`` names the leaves to differentiate with respect to (default: every
+    param of the graph, so gradients always have a key per param).
+    """
+    if output not in g.outputs:
+        raise GraphError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
+    wrt = tuple(g.params) if wrt is None else tuple(wrt)
+    for name in wrt:
+        if not isinstance(name, str) or name not in g.slots or g.nodes[g.slots[name]].role == "op":
+            raise GraphError(f"cannot differentiate with respect to {name!r}: not a param or input of the graph")
+    out_node = g.outputs[output].name
+    live = ancestors(g, [out_node])
+    forward, _, _ = _forward_function(g, [out_node], checked=False, single=True)
+    checked_forward, _, _ = _forward_function(g, [out_node], checked=True, single=True)
+    value_and_grad, value_and_step, source, params, inputs = _gradient_function(g, output, wrt, live, checked=False)
+    checked_value_and_grad, *_ = _gradient_function(g, output, wrt, live, checked=True)
     return Program(
         output=output,
         param_names=params,
@@ -235,6 +498,8 @@ def compile_output(g, output: str, wrt=None) -> Program:
         wrt=wrt,
         value_and_grad=value_and_grad,
         value_and_step=value_and_step,
-        forward=forward_fn,
+        forward=forward,
+        checked_value_and_grad=checked_value_and_grad,
+        checked_forward=checked_forward,
         source=source,
     )

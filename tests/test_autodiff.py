@@ -245,19 +245,22 @@ def test_repeated_subexpressions_are_shared_and_still_differentiate_correctly():
     np.testing.assert_allclose(fg.grad(g)(p)["x"], 2 * (1 - np.tanh(p["x"]) ** 2))
 
 
-def test_forward_compiles_nothing_per_call(monkeypatch):
-    # Everything evaluation needs is compiled with the graph; a call only runs it.
+def test_programs_are_compiled_once_on_first_use_and_never_per_call(monkeypatch):
+    # graph() compiles nothing; the first call compiles what it needs, later calls only run it.
     import fgraph.program
 
+    compiled = []
+    real = fgraph.program._Emitter.compile
+    monkeypatch.setattr(fgraph.program._Emitter, "compile", lambda self, *a: compiled.append(a[0]) or real(self, *a))
     g = ridge(2, 1.0)
     x = fg.input("x", (2,))
     g3 = fg.graph(a=fg.sum(x), b=fg.mean(x), c=fg.tanh(x))
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("compiled during a call")
-
-    monkeypatch.setattr(fgraph.program._Emitter, "compile", refuse)
+    assert compiled == []
     params, data = {"w": np.ones(2), "b": np.array(0.0)}, {"x": np.ones((3, 2)), "y": np.zeros(3)}
-    assert set(fg.forward(g, params, data)) == {"prediction", "objective"}
-    out = fg.forward(g3, {}, {"x": np.array([1.0, 3.0])}, outputs=["c", "a"])
-    assert list(out) == ["c", "a"] and out["a"] == 4.0
+    for _ in range(3):
+        assert set(fg.forward(g, params, data)) == {"prediction", "objective"}
+        out = fg.forward(g3, {}, {"x": np.array([1.0, 3.0])}, outputs=["c", "a"])
+        assert list(out) == ["c", "a"] and out["a"] == 4.0
+        fg.value_and_grad(g)(params, data)
+    assert compiled.count("forward") == 6  # fast and checked: two forward programs, the objective's own
+    assert compiled.count("value_and_grad") == 2 and compiled.count("value_and_step") == 1
