@@ -33,7 +33,8 @@ Errors name the path and what is wrong: ``FileNotFoundError`` for a missing
 file, :class:`FileFormatError` (a ``ValueError``) for a corrupt or
 truncated file, a refused object array, a file from another program or of
 another fgraph format; ``TypeError``/``ValueError`` naming the key for
-params or states that cannot be saved.
+params or states that cannot be saved (masked arrays included: their mask
+would be lost).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from collections.abc import Mapping
 import attrs
 import numpy as np
 
+from fgraph import validate
 from fgraph.errors import FileFormatError
 from fgraph.init import check_seed
 
@@ -139,6 +141,7 @@ def _fsync_directory(directory: str) -> None:
 def _array(value, where: str, kinds: str = "iuf", finite: bool = True) -> np.ndarray:
     """``value`` as an array of real numbers (dtype kind in ``kinds``), finite
     unless ``finite`` is false; else an error naming ``where``."""
+    validate.refuse_masked(value, where)
     arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
     if arr.dtype.kind not in kinds:
         raise TypeError(f"{where} must hold real numbers, got dtype {arr.dtype} ({type(value).__name__})")

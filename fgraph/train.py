@@ -106,8 +106,12 @@ def epoch_batches(data: Mapping, batch_size: int, seed: int, epoch: int) -> list
 
     When one batch holds every example it is the data in stored order: the
     order inside a single batch would only change the rounding of its sums.
+    Every input must have the same number of examples (a ``ShapeError``
+    names them otherwise).
     """
-    return _Batcher(data, batch_size, seed, examples=False).epoch(epoch)
+    data, _ = validate.examples(data)
+    batch_size = _positive_int(batch_size, "batch_size")
+    return _Batcher(data, batch_size, check_seed(seed), examples=False).epoch(_positive_int(epoch, "epoch", 0))
 
 
 def epoch_examples(data: Mapping, seed: int, epoch: int) -> list:
@@ -118,19 +122,23 @@ def epoch_examples(data: Mapping, seed: int, epoch: int) -> list:
     batch convention), and the example avoids array operations on
     one-element arrays, which cost several times more than on scalars.
     """
-    return _Batcher(data, 1, seed).epoch(epoch)
+    data, _ = validate.examples(data)
+    return _Batcher(data, 1, check_seed(seed)).epoch(_positive_int(epoch, "epoch", 0))
 
 
 class _Batcher:
     """The batches of every epoch of one fit, with the work that does not
     depend on the epoch done once: a full batch is built once, and for
     ``batch_size=1`` (unless ``examples=False``) the rows of every input are
-    split once and each epoch's example dicts are one dict display each."""
+    split once and each epoch's example dicts are one dict display each.
+
+    ``data`` is checked already: arrays with one leading length n on all.
+    """
 
     def __init__(self, data: Mapping, batch_size: int, seed: int, examples: bool = True):
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.n = len(next(iter(data.values())))
-        self.whole = [dict(data)] if batch_size >= self.n else None
+        self.whole = [dict(data)] if batch_size >= self.n > 0 else None
         self.rows = tuple(list(v) for v in data.values()) if batch_size == 1 and examples else None
 
     def epoch(self, epoch: int) -> list:
@@ -152,10 +160,16 @@ class _Batcher:
 
 def batches(data: Mapping, batch_size: int, seed: int, epochs: int, start_epoch: int = 0) -> Iterator[dict]:
     """Minibatches ``{name: array[B, ...]}`` for epochs ``start_epoch .. epochs - 1``;
-    each epoch visits every example exactly once (see :func:`epoch_batches`)."""
-    data = {k: np.asarray(v) for k, v in data.items()}
-    for epoch in range(start_epoch, epochs):
-        yield from epoch_batches(data, batch_size, seed, epoch)
+    each epoch visits every example exactly once (see :func:`epoch_batches`).
+
+    The arguments are checked at the call, not at the first batch: every
+    input must have the same number of examples (else a ``ShapeError`` naming
+    them), ``batch_size`` is an int >= 1, ``epochs`` and ``start_epoch`` ints >= 0.
+    """
+    data, _ = validate.examples(data)
+    batcher = _Batcher(data, _positive_int(batch_size, "batch_size"), check_seed(seed), examples=False)
+    epoch_range = range(_positive_int(start_epoch, "start_epoch", 0), _positive_int(epochs, "epochs", 0))
+    return (batch for epoch in epoch_range for batch in batcher.epoch(epoch))
 
 
 def readonly(params: Mapping) -> dict:
@@ -346,6 +360,11 @@ def fit(
     the middle of an epoch) and ends bit-identical to one that never stopped.
     """
     program = _program(g, output)
+    if not program.input_names:
+        raise ValueError(
+            f"fit: output {output!r} reads no data input (it depends only on params {sorted(program.param_names)}),"
+            " so there are no examples to fit it to; did the objective lose its loss term?"
+        )
     seed = check_seed(seed)
     epochs = _positive_int(epochs, "epochs", minimum=0)
     batch_size = _positive_int(batch_size, "batch_size")

@@ -3,7 +3,9 @@
 Every public entry point runs these once per call (``forward``,
 ``value_and_grad``) or once per fit (``train.fit``), so that a mistake is
 reported with the name of the key, the expected and the received, and never
-as a NumPy traceback from inside an op.
+as a NumPy traceback from inside an op. A masked array (``numpy.ma``) is
+refused wherever data or params enter: converting it would drop its mask
+without a word.
 """
 
 from __future__ import annotations
@@ -31,12 +33,31 @@ def check_names(what: str, given: Mapping, needed, known, elsewhere=()) -> None:
         raise NameMismatchError(what, missing, unexpected, known, hint)
 
 
-def as_float_array(value, what: str) -> np.ndarray:
-    """``value`` as a float64 array; ints and bools convert, anything else is a TypeError."""
+def refuse_masked(value, what: str) -> None:
+    """Raise ``TypeError`` naming ``what`` if ``value`` is a masked array.
+
+    ``np.asarray`` drops a mask without a word, so the masked entries, whatever
+    they hold, would be computed with as if they were data.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{what} is a masked array (numpy.ma); fgraph would ignore its mask and use the hidden"
+            " entries: pass a plain array (drop the masked rows, or fill them with .filled(value))"
+        )
+
+
+def as_array(value, what: str) -> np.ndarray:
+    """``value`` as an array of any dtype; a masked or ragged value is a TypeError naming ``what``."""
+    refuse_masked(value, what)
     try:
-        arr = np.asarray(value)
+        return np.asarray(value)
     except (ValueError, TypeError) as e:  # ragged nested lists, say
         raise TypeError(f"{what} is not a rectangular array of numbers: {e}") from None
+
+
+def as_float_array(value, what: str) -> np.ndarray:
+    """``value`` as a float64 array; ints and bools convert, anything else is a TypeError."""
+    arr = as_array(value, what)
     if arr.dtype.kind in "iub":
         return arr.astype(np.float64)
     if arr.dtype.kind != "f":
@@ -69,7 +90,7 @@ def params(g, given: Mapping, needed) -> dict:
 
 def labels(value, what: str, classes: int) -> np.ndarray:
     """Integer class labels in ``[0, classes)``, else a ``ValueError`` that says "label"."""
-    arr = np.asarray(value)
+    arr = as_array(value, what)
     if arr.dtype.kind not in "iu":
         raise ValueError(
             f"{what} must hold integer class labels, got dtype {arr.dtype}"
@@ -120,3 +141,27 @@ def data(g, given: Mapping | None, needed) -> tuple[dict, int | None]:
     if size == 0:
         raise ShapeError("data is an empty batch (0 examples): a batch needs at least one example")
     return out, size
+
+
+def examples(given: Mapping, what: str = "data") -> tuple[dict, int]:
+    """``{name: array}`` whose arrays all have a leading example axis of one
+    length n, and n; else a ``ShapeError`` naming the inputs and their lengths.
+
+    Dtypes are kept (labels stay integers): this is the check of batching,
+    which only slices rows. A mask is refused, as everywhere data enters.
+    """
+    if not isinstance(given, Mapping):
+        raise TypeError(f"{what} must be a dict of name -> array, got {type(given).__name__}")
+    if not given:
+        raise ValueError(f"{what} is empty: it needs at least one input with one row per example")
+    out = {}
+    for name, value in given.items():
+        arr = as_array(value, f"{what} {name!r}")
+        if arr.ndim == 0:
+            raise ShapeError(f"{what} {name!r} is a scalar; every input needs a leading axis of one row per example")
+        out[name] = arr
+    lengths = {name: len(arr) for name, arr in out.items()}
+    if len(set(lengths.values())) > 1:
+        described = ", ".join(f"{name!r} has {n}" for name, n in lengths.items())
+        raise ShapeError(f"{what} inputs have different numbers of examples (rows along the leading axis): {described}")
+    return out, next(iter(lengths.values()))

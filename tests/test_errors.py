@@ -3,6 +3,8 @@ what is wrong and where (never a NumPy traceback from inside an op)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -212,3 +214,80 @@ def test_nll_of_a_zero_probability_is_inf_with_a_clear_warning():
     with pytest.warns(ZeroProbabilityWarning, match="exactly 0"):
         out = fg.forward(g, {}, {"x": np.array([[0.5, 0.0, 0.5]]), "y": np.array([1])})
     assert out["objective"] == np.inf
+
+
+# ------------------------------------------------------------ training data
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, True, 2.0, np.float64(3.0), "4"])
+def test_a_batch_size_that_is_not_a_positive_int_is_a_value_error_at_the_call(batch_size):
+    data = {"x": np.ones((6, 3)), "y": np.zeros(6)}
+    with pytest.raises(ValueError, match=re.escape(f"batch_size must be an int >= 1, got {batch_size!r}")):
+        fg.train.batches(data, batch_size, seed=0, epochs=1)  # not only when the first batch is drawn
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        fg.train.epoch_batches(data, batch_size, 0, 0)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        fg.train.fit(ridge(), PARAMS, data, optimizer=fg.optim.sgd(0.1), epochs=1, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("n_y", [5, 7])  # a shorter y used to be an IndexError, a longer one silently cut
+def test_inputs_of_different_lengths_are_a_shape_error_naming_both(n_y):
+    data = {"x": np.ones((6, 3)), "y": np.zeros(n_y)}
+    for call in (lambda: fg.train.batches(data, 2, seed=0, epochs=1), lambda: fg.train.epoch_batches(data, 2, 0, 0),
+                 lambda: fg.train.epoch_examples(data, 0, 0)):
+        with pytest.raises(fg.ShapeError, match=f"'x' has 6, 'y' has {n_y}"):
+            call()
+    with pytest.raises(fg.ShapeError, match=f"'x': batch of 6|'y': batch of {n_y}") as info:
+        fg.train.fit(ridge(), PARAMS, data, optimizer=fg.optim.sgd(0.1), epochs=1)
+    assert "'x': batch of 6" in str(info.value) and f"'y': batch of {n_y}" in str(info.value)
+
+
+def test_batches_of_a_scalar_input_name_it():
+    with pytest.raises(fg.ShapeError, match="'y' is a scalar"):
+        fg.train.batches({"x": np.ones((6, 3)), "y": 1.0}, 2, seed=0, epochs=1)
+
+
+def _masked(values, hidden):
+    """A masked array whose one masked entry holds ``hidden`` (what ignoring the mask would use)."""
+    arr = np.ma.masked_array(np.array(values, dtype=float), mask=np.zeros(np.shape(values), bool))
+    arr.data.flat[0], arr.mask.flat[0] = hidden, True
+    return arr
+
+
+def test_masked_data_is_refused_naming_the_key():
+    data = {"x": _masked(np.ones((4, 3)), 1e6), "y": np.zeros(4)}
+    message = r"data 'x' is a masked array \(numpy.ma\)"
+    with pytest.raises(TypeError, match=message):
+        fg.forward(ridge(), PARAMS, data)
+    with pytest.raises(TypeError, match=message):
+        fg.value_and_grad(ridge())(PARAMS, data)
+    with pytest.raises(TypeError, match=message):
+        fg.train.fit(ridge(), PARAMS, data, optimizer=fg.optim.sgd(0.1), epochs=1)
+    with pytest.raises(TypeError, match=message):
+        fg.train.batches(data, 2, seed=0, epochs=1)
+    labels = np.ma.masked_array([0, 5], mask=[False, True])  # 5 is out of range, but masked
+    with pytest.raises(TypeError, match=r"data 'y' \(labels\) is a masked array"):
+        fg.forward(classifier(), CPARAMS, {"x": np.ones((2, 2)), "y": labels})
+
+
+def test_masked_params_are_refused_naming_the_key(tmp_path):
+    params = {"w": _masked(np.ones(3), 1e6), "b": np.array(0.0)}
+    with pytest.raises(TypeError, match=r"param 'w' is a masked array"):
+        fg.forward(ridge(), params, DATA)
+    with pytest.raises(TypeError, match=r"param 'w' is a masked array"):
+        fg.train.fit(ridge(), params, DATA, optimizer=fg.optim.sgd(0.1), epochs=1)
+    with pytest.raises(TypeError, match=r"params\['w'\] is a masked array"):
+        fg.io.save_params(tmp_path / "p", params)
+    with pytest.raises(TypeError, match=r"params\['w'\] is a masked array"):
+        fg.io.params_digest(params)
+    state = fg.train.TrainState({"w": np.ones(3)}, {"mu": {"w": _masked(np.ones(3), 1e6)}}, 0, 0, 0, 1)
+    with pytest.raises(TypeError, match=r"state.opt_state\['mu'\]\['w'\] is a masked array"):
+        fg.io.save_state(tmp_path / "s", state)
+
+
+def test_fitting_an_objective_that_reads_no_data_says_so():
+    x, w = fg.input("x", (3,)), fg.param("w", (3,))
+    penalty_only = fg.graph(prediction=fg.vector_scalar_affine(x, w, fg.param("b")), objective=fg.l2_norm_penalty(w, 1.0))
+    for data in ({"x": np.ones((4, 3))}, {}):
+        with pytest.raises(ValueError, match=r"output 'objective' reads no data input \(it depends only on params \['w'\]\)"):
+            fg.train.fit(penalty_only, {"w": np.ones(3), "b": np.array(0.0)}, data, optimizer=fg.optim.sgd(0.1), epochs=1)
