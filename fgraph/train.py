@@ -50,6 +50,14 @@ class TrainState:
     - ``history``: the mean objective of every completed epoch
     - ``running``: the sum of the objectives of the steps taken in the
       current, unfinished epoch (0.0 at an epoch boundary)
+    - ``num_examples``: how many examples the epochs visit (None: unknown,
+      e.g. a state saved before this field existed)
+    - ``optimizer``: the name of the optimiser whose steps made
+      ``opt_state`` (None: unknown)
+
+    A fit resumed from a state must see the same number of examples and an
+    optimiser whose state has the same structure; :func:`fit` says which
+    differs otherwise.
     """
 
     params: Mapping
@@ -60,6 +68,8 @@ class TrainState:
     batch_size: int
     history: tuple = ()
     running: float = 0.0
+    num_examples: int | None = None
+    optimizer: str | None = None
 
 
 @attrs.frozen(eq=False)
@@ -182,6 +192,25 @@ def readonly(params: Mapping) -> dict:
     return out
 
 
+def _frozen_copy(arr) -> np.ndarray:
+    """A read-only copy of an array that nobody else holds."""
+    out = np.array(arr, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def _copy_tree(tree):
+    """``tree`` (dicts, lists, tuples; leaves arrays and plain values) with
+    every array copied: the result shares no memory with ``tree``."""
+    if isinstance(tree, np.ndarray):
+        return _frozen_copy(tree)
+    if isinstance(tree, Mapping):
+        return {k: _copy_tree(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_copy_tree(v) for v in tree)
+    return tree  # NumPy scalars, numbers, strings, None: immutable
+
+
 # ------------------------------------------------------------------- steps
 
 
@@ -284,14 +313,18 @@ def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[Train
     """
     program = _program(g, output)
     fast = _fast_step(program, optimizer)
+    name = _optimizer_name(optimizer)
 
     def step(state: TrainState, batch: Mapping) -> TrainState:
         data, _ = validate.data(g, batch, program.input_names)
+        if state.optimizer != name:  # a state from another optimiser, or of unknown origin: check once
+            _check_opt_state(optimizer, state, "make_step")
         try:
             params, opt_state, running = fast((dict(state.params), state.opt_state, state.running), data)
         except _NonFinite:
             raise DivergenceError(f"step {state.step}: the objective is not finite", state, state.epoch, state.step) from None
-        return attrs.evolve(state, params=readonly(params), opt_state=opt_state, step=state.step + 1, running=running)
+        return attrs.evolve(state, params=readonly(params), opt_state=opt_state, step=state.step + 1, running=running,
+                            optimizer=name)
 
     return step
 
@@ -316,13 +349,88 @@ def _positive_int(value, what: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _start_state(g, params, optimizer, seed, batch_size, resume) -> TrainState:
-    """The state a fit starts from: fresh from ``params``, or ``resume``."""
+def _optimizer_name(optimizer) -> str:
+    """How states record ``optimizer``: its ``name`` (e.g. ``"adam(lr=0.001, ...)"``), else its repr."""
+    name = getattr(optimizer, "name", None)
+    return name if isinstance(name, str) else repr(optimizer)
+
+
+def _structure_mismatch(fresh, saved, where: str) -> str | None:
+    """Where ``saved`` differs in structure from ``fresh``, or None.
+
+    Structure: dict keys, list and tuple lengths, and every numeric leaf's
+    shape (a NumPy scalar, a 0-d array and a Python number all have shape
+    ()); other leaves (None, str, bool) by type. Values are not compared.
+    """
+    if isinstance(fresh, Mapping):
+        if not isinstance(saved, Mapping):
+            return f"{where} is a {type(saved).__name__}, expected a dict with keys {list(fresh)}"
+        if set(fresh) != set(saved):
+            return f"{where} has keys {list(saved)}, expected {list(fresh)}"
+        return next((m for k in fresh if (m := _structure_mismatch(fresh[k], saved[k], f"{where}[{k!r}]"))), None)
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(fresh):
+            return f"{where} is {type(saved).__name__} {saved!r:.60}, expected a sequence of {len(fresh)}"
+        return next((m for i, f in enumerate(fresh) if (m := _structure_mismatch(f, saved[i], f"{where}[{i}]"))), None)
+    kinds = [_leaf_kind(fresh), _leaf_kind(saved)]
+    if kinds[0] != kinds[1]:
+        return f"{where} is {kinds[1][1]}, expected {kinds[0][1]}"
+    return None
+
+
+def _leaf_kind(leaf) -> tuple:
+    """(what is compared, how to describe it) for a leaf of an optimiser state."""
+    if isinstance(leaf, (np.ndarray, np.generic)) or (isinstance(leaf, (int, float)) and not isinstance(leaf, bool)):
+        shape = np.shape(leaf)
+        return ("number", "a number" if shape == () else f"an array of shape {shape}")
+    return (type(leaf), f"a {type(leaf).__name__}")
+
+
+def _check_opt_state(optimizer, state: TrainState, who: str) -> None:
+    """A ``ValueError`` naming the difference if ``state.opt_state`` is not
+    shaped like the state ``optimizer`` keeps (``optimizer.init``'s)."""
+    name = _optimizer_name(optimizer)
+    mismatch = _structure_mismatch(optimizer.init(state.params), state.opt_state, "opt_state")
+    if mismatch is not None:
+        made_by = f"{state.optimizer}" if state.optimizer is not None else "an optimiser fgraph cannot name (an older state?)"
+        raise ValueError(
+            f"{who}: the state's optimiser state was made by {made_by} and does not fit this optimiser,"
+            f" {name}: {mismatch}; continue with the optimiser that made it"
+        )
+
+
+def _check_position(state: TrainState, n: int, steps_per_epoch: int) -> None:
+    """A ``ValueError`` unless ``state`` is a point of a fold over ``n``
+    examples in ``steps_per_epoch`` steps an epoch: history of ``epoch``
+    entries, and ``step`` within epoch ``epoch`` (at its end at the latest)."""
+    if state.num_examples is not None and state.num_examples != n:
+        raise ValueError(
+            f"resume: the state was trained on {state.num_examples} examples, this fit has {n};"
+            " a resumed fit must see the same data"
+        )
+    for what in ("epoch", "step"):
+        value = getattr(state, what)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"resume: the state's {what} must be an int >= 0, got {value!r}")
+    if len(state.history) != state.epoch:
+        raise ValueError(f"resume: the state has done {state.epoch} epochs but its history has {len(state.history)} entries")
+    into = state.step - state.epoch * steps_per_epoch
+    if not 0 <= into <= steps_per_epoch:
+        raise ValueError(
+            f"resume: the state has taken {state.step} steps in {state.epoch} epochs, which is not a point of"
+            f" this fit's epochs of {steps_per_epoch} steps ({n} examples in batches of {state.batch_size});"
+            " a resumed fit must see the same number of examples"
+        )
+
+
+def _start_state(g, params, optimizer, seed, batch_size, resume, n) -> TrainState:
+    """The state a fit starts from: fresh from ``params``, or ``resume``,
+    checked to continue this fit; its arrays are copies nobody else holds."""
     if resume is None:
         if params is None:
             raise ValueError("fit needs initial params (or resume=state)")
-        checked = validate.params(g, params, tuple(g.params))
-        return TrainState(readonly(checked), optimizer.init(checked), 0, 0, seed, batch_size)
+        checked = {k: _frozen_copy(v) for k, v in validate.params(g, params, tuple(g.params)).items()}
+        return TrainState(checked, _copy_tree(optimizer.init(checked)), 0, 0, seed, batch_size)
     if not isinstance(resume, TrainState):
         raise TypeError(f"resume must be a TrainState (e.g. from fgraph.io.load_state), got {type(resume).__name__}")
     if params is not None:
@@ -330,7 +438,10 @@ def _start_state(g, params, optimizer, seed, batch_size, resume) -> TrainState:
     for what, ours, theirs in (("seed", seed, resume.seed), ("batch_size", batch_size, resume.batch_size)):
         if ours != theirs:
             raise ValueError(f"resume: the state was trained with {what}={theirs}, this fit asks for {what}={ours}")
-    validate.params(g, resume.params, tuple(g.params))
+    _check_position(resume, n, -(-n // batch_size))
+    checked = {k: _frozen_copy(v) for k, v in validate.params(g, resume.params, tuple(g.params)).items()}
+    resume = attrs.evolve(resume, params=checked, opt_state=_copy_tree(resume.opt_state))
+    _check_opt_state(optimizer, resume, "resume")
     return resume
 
 
@@ -357,7 +468,13 @@ def fit(
     ``(seed, epoch)`` gives. ``history[e]`` is the mean of the step
     objectives of epoch ``e`` (each measured before its update). With
     ``resume=state``, the fold continues from ``state`` (an epoch boundary or
-    the middle of an epoch) and ends bit-identical to one that never stopped.
+    the middle of an epoch) and ends bit-identical to one that never stopped;
+    the data must have the state's number of examples and the optimiser a
+    state of the same structure (the same kind of optimiser; other
+    hyperparameters, a smaller learning rate say, are allowed).
+
+    The params, optimiser state and history returned are new: they share no
+    memory with the caller's params, data or ``resume`` state.
     """
     program = _program(g, output)
     if not program.input_names:
@@ -374,7 +491,7 @@ def fit(
     arrays, n = validate.data(g, data, program.input_names)
     if n is None:
         raise ShapeError("fit needs data with a leading batch axis (one row per example) on every input")
-    state = _start_state(g, params, optimizer, seed, batch_size, resume)
+    state = _start_state(g, params, optimizer, seed, batch_size, resume, n)
     if epochs < state.epoch:
         raise ValueError(f"resume: the state has already done {state.epoch} epochs, more than epochs={epochs}")
 
@@ -386,8 +503,10 @@ def fit(
     params, opt_state, step, running = dict(state.params), state.opt_state, state.step, state.running
     history = list(state.history)
 
+    name = _optimizer_name(optimizer)
+
     def snapshot(params, opt_state, step, running) -> TrainState:
-        return TrainState(readonly(params), opt_state, len(history), step, seed, batch_size, tuple(history), running)
+        return TrainState(readonly(params), opt_state, len(history), step, seed, batch_size, tuple(history), running, n, name)
 
     def todo(epoch: int, step: int) -> list:  # the batches of ``epoch`` from ``step`` on (resumed mid-epoch)
         return batcher.epoch(epoch)[step - epoch * steps_per_epoch :]
