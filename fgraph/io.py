@@ -11,10 +11,20 @@ Format of params and state files: a NumPy ``.npz`` (a zip of ``.npy``
 members) holding the arrays under generic keys ``a0``, ``a1``, ... (so any
 name works, with '/', '.' or any unicode) and a member ``manifest``: a 0-d
 unicode array with a JSON object that records the format (``"fgraph.params"``
-or ``"fgraph.state"``), its version, which key holds which array and every
-value that is not an array. Files are read with ``allow_pickle=False``: a
-file holding an object array is refused, nothing is ever unpickled. The
-zip entries carry a fixed timestamp, so equal content gives equal bytes.
+or ``"fgraph.state"``), its version, which key holds which array, every
+value that is not an array and (since version 2) the dtype and shape of
+every array: ``"arrays": {"a0": ["<f8", [2, 3]], ...}``. The zip entries
+carry a fixed timestamp, so equal content gives equal bytes.
+
+Reading is bounded and pickle-free: nothing is ever unpickled (a file
+holding an object array is refused), and before any array is read the
+sizes the file declares (its zip directory, the manifest's dtypes and
+shapes, each member's ``.npy`` header) must agree with one another and sum
+to at most ``max_bytes`` (default :data:`MAX_BYTES`). Each member is then
+read with a bounded read of exactly its declared size into one buffer of
+that size, so a small file that would inflate to gigabytes (a "zip bomb")
+is refused without allocating it. Version 1 files (no ``"arrays"``) are
+read with each member's header as its declaration.
 
 A training state is stored as a tree: dicts (str keys), tuples and lists
 whose leaves are arrays, NumPy scalars (stored as 0-d arrays, loaded back
@@ -26,15 +36,18 @@ arrays are read-only.
 
 Every writer goes through :func:`atomic_write`: a temporary file in the
 target's directory, flushed and fsynced, then ``os.replace``-d onto the
-target, so a writer that dies mid-write leaves the previous file intact.
-``save_*`` write exactly the path given (no extension is added).
+target, so a writer that dies mid-write leaves the previous file intact;
+the next write of the same target removes such leftovers, so they cannot
+pile up. ``save_*`` write exactly the path given (no extension is added);
+a path that is a symbolic link is written through: the file it points to
+is replaced and the link stays.
 
 Errors name the path and what is wrong: ``FileNotFoundError`` for a missing
 file, :class:`FileFormatError` (a ``ValueError``) for a corrupt or
-truncated file, a refused object array, a file from another program or of
-another fgraph format; ``TypeError``/``ValueError`` naming the key for
-params or states that cannot be saved (masked arrays included: their mask
-would be lost).
+truncated file, a refused object array, a file larger than ``max_bytes``,
+a file from another program or of another fgraph format;
+``TypeError``/``ValueError`` naming the key for params or states that
+cannot be saved (masked arrays included: their mask would be lost).
 """
 
 from __future__ import annotations
@@ -43,12 +56,14 @@ import contextlib
 import errno
 import hashlib
 import importlib.metadata
+import io as _io
 import json
 import math
 import os
 import platform
+import re
 import stat
-import tempfile
+import struct
 import zipfile
 from collections.abc import Mapping
 
@@ -59,16 +74,27 @@ from fgraph import validate
 from fgraph.errors import FileFormatError
 from fgraph.init import check_seed
 
+try:  # POSIX: temporary files are locked while written, so leftovers can be told from live ones
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 __all__ = [
-    "FileFormatError", "atomic_write", "library_versions", "load_params", "load_run_record",
+    "MAX_BYTES", "FileFormatError", "atomic_write", "library_versions", "load_params", "load_run_record",
     "load_state", "params_digest", "run_record", "save_params", "save_run_record", "save_state",
 ]
 
 PARAMS_FORMAT = "fgraph.params"
 STATE_FORMAT = "fgraph.state"
 RUN_FORMAT = "fgraph.run"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest"
+#: The most bytes a params or state file may hold uncompressed (all arrays,
+#: their headers and the manifest), unless a loader is given ``max_bytes``.
+MAX_BYTES = 1 << 30
+# The longest .npy header read (NumPy's own limit for untrusted files).
+_MAX_HEADER = 10_000
+_CHUNK = 1 << 20
 _LOADER = {PARAMS_FORMAT: "load_params", STATE_FORMAT: "load_state", RUN_FORMAT: "load_run_record"}
 # Fixed zip timestamp (the earliest zip can store): equal content -> equal bytes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -86,27 +112,102 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
     file is flushed and fsynced, given the permissions of the file it
     replaces (0o644 for a new one) and ``os.replace``-d onto ``path``, which
     POSIX and Windows make atomic within one directory. On any exception
-    the temporary file is removed and ``path`` is untouched. A process
-    killed mid-write leaves ``path`` intact and a stray ``.<name>.*.tmp``.
+    the temporary file is removed and ``path`` is untouched.
+
+    If ``path`` is a symbolic link, the file it points to is written (and
+    the link stays). A process killed mid-write leaves ``path`` intact and
+    a stray ``.<name>.<16 hex digits>.tmp``; on POSIX each writer holds a
+    lock on its temporary file until the rename, and every write first
+    removes the unlocked ones of its target, whose writers died.
     """
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, f"cannot write {target!r}: no such directory", directory) from None
+    resolved = _resolve(target)
+    directory, base = os.path.split(resolved)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {target!r}: no such directory", directory)
+    _remove_stale_temps(directory, base)
+    fd, tmp = _locked_temp(directory, base)
+    lock = os.dup(fd)  # keeps the lock after the file is closed, until the rename is done
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _mode_of(target))
-        os.replace(tmp, target)
+        os.chmod(tmp, _mode_of(resolved))
+        os.replace(tmp, resolved)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(lock)
     _fsync_directory(directory)
+
+
+def _resolve(target: str) -> str:
+    """The absolute path of the file ``target`` names, through any symbolic links."""
+    resolved = os.path.realpath(target)
+    if os.path.islink(resolved):  # realpath stops at a loop of links
+        raise OSError(errno.ELOOP, f"cannot write {target!r}: a loop of symbolic links", target)
+    return resolved
+
+
+def _temp_pattern(base: str) -> re.Pattern:
+    return re.compile(r"\." + re.escape(base) + r"\.[0-9a-f]{16}\.tmp")
+
+
+def _locked_temp(directory: str, base: str) -> tuple[int, str]:
+    """A new temporary file ``.<base>.<16 hex>.tmp`` in ``directory``, open
+    for writing and (on POSIX) locked; ``(fd, path)``."""
+    while True:
+        tmp = os.path.join(directory, f".{base}.{os.urandom(8).hex()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        except FileExistsError:
+            continue
+        if fcntl is None:
+            return fd, tmp
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another writer's cleanup inspects the file
+            if os.path.samestat(os.fstat(fd), os.stat(tmp, follow_symlinks=False)):
+                return fd, tmp
+        except FileNotFoundError:  # that cleanup saw it unlocked, before the lock, and removed it
+            pass
+        except OSError:  # no locks on this file system: no cleanup can remove it either
+            return fd, tmp
+        os.close(fd)
+
+
+def _remove_stale_temps(directory: str, base: str) -> None:
+    """Remove the temporary files of ``base`` whose writers died (no lock held).
+
+    Without ``fcntl`` (Windows) a live writer cannot be told from a dead
+    one, and nothing is removed.
+    """
+    if fcntl is None:
+        return
+    pattern = _temp_pattern(base)
+    try:
+        names = [e.name for e in os.scandir(directory) if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    for name in names:
+        _remove_if_unlocked(os.path.join(directory, name))
+
+
+def _remove_if_unlocked(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives
+        if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+            os.unlink(path)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _mode_of(target: str) -> int:
@@ -183,7 +284,8 @@ def _write_member(zf: zipfile.ZipFile, key: str, arr: np.ndarray) -> None:
 
 
 def _save_npz(path, fmt: str, body: dict, arrays: list) -> None:
-    manifest = {"format": fmt, "version": VERSION, **body}
+    declared = {f"a{i}": [arr.dtype.str, list(arr.shape)] for i, arr in enumerate(arrays)}
+    manifest = {"format": fmt, "version": VERSION, **body, "arrays": declared}
     with atomic_write(path) as f:
         _write_npz(f, manifest, arrays)
 
@@ -199,35 +301,130 @@ def _open_for_reading(path, expected: str):
         raise FileNotFoundError(errno.ENOENT, f"no such file (expected an {expected!r} file)", target) from None
 
 
-def _read_members(f, target: str, expected: str) -> dict:
-    """Every member of the .npz as an array; a clear error for anything else."""
+@attrs.frozen
+class _Member:
+    """One ``.npy`` member of an .npz: its zip entry and what its header declares."""
+
+    info: zipfile.ZipInfo
+    dtype: np.dtype
+    shape: tuple
+    fortran: bool
+    offset: int  # where the data starts
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _check_max_bytes(max_bytes) -> int:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
+        raise ValueError(f"max_bytes must be an int >= 0, got {max_bytes!r}")
+    return int(max_bytes)
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1 << 20 else f"{n} bytes ({n / (1 << 30):.3g} GiB)"
+
+
+def _too_big(target: str, what: str, n: int, max_bytes: int) -> FileFormatError:
+    return FileFormatError(
+        f"{target!r} {what} {_size(n)}, more than max_bytes={max_bytes} (fgraph.io.MAX_BYTES by default);"
+        " refused before reading: pass a larger max_bytes if you trust the file"
+    )
+
+
+def _read_npz(f, target: str, expected: str, max_bytes: int) -> tuple[dict, dict]:
+    """(manifest, {key: read-only array}) of the fgraph .npz open as ``f``, read within ``max_bytes``."""
     if f.read(2) != b"PK":
         raise FileFormatError(f"{target!r} is not an .npz (zip) archive; expected an {expected!r} file")
     f.seek(0)
     try:
-        with np.load(f, allow_pickle=False) as npz:
-            members = {key: npz[key] for key in npz.files}
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise FileFormatError(
-                f"{target!r} holds an object array (pickled Python objects); refused:"
-                " fgraph never unpickles, since unpickling can run arbitrary code"
-            ) from None
-        raise FileFormatError(f"{target!r} is corrupt or truncated ({type(e).__name__}: {e})") from None
+        with zipfile.ZipFile(f) as zf:
+            members = _members(zf, target, max_bytes)
+            refused = [k for k, m in members.items() if m.dtype.hasobject]
+            if refused:
+                raise FileFormatError(
+                    f"{target!r} holds an object array ({refused[0]!r}: pickled Python objects); refused:"
+                    " fgraph never unpickles, since unpickling can run arbitrary code"
+                )
+            text = _read_data(zf, members.pop(MANIFEST)) if MANIFEST in members else None
+            manifest = _parse_manifest(text, sorted(members), target, expected)
+            _check_declarations(manifest, members, target, max_bytes)
+            return manifest, {key: _read_data(zf, m) for key, m in members.items()}
+    except FileFormatError:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure to parse the bytes means a damaged file
         raise FileFormatError(f"{target!r} is corrupt or truncated ({type(e).__name__}: {e})") from None
-    for key, value in members.items():
-        if not isinstance(value, np.ndarray):
-            raise FileFormatError(f"{target!r}: member {key!r} is not a NumPy array; expected an {expected!r} file")
-    return members
 
 
-def _parse_manifest(members: dict, target: str, expected: str) -> dict:
+def _members(zf: zipfile.ZipFile, target: str, max_bytes: int) -> dict:
+    """``{key: _Member}`` from the zip directory and every member's header,
+    after checking that the members hold at most ``max_bytes`` in all."""
+    infos = {}
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy") or info.is_dir():
+            raise FileFormatError(f"{target!r}: member {info.filename!r} is not an .npy array (not an fgraph file)")
+        key = info.filename[: -len(".npy")]
+        if key in infos:
+            raise FileFormatError(f"{target!r}: member {info.filename!r} appears twice (corrupt file)")
+        infos[key] = info
+    total = sum(info.file_size for info in infos.values())
+    if total > max_bytes:
+        raise _too_big(target, "holds", total, max_bytes)
+    return {key: _header(zf, info, target) for key, info in infos.items()}
+
+
+def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str) -> _Member:
+    """The dtype, shape and data offset a member's ``.npy`` header declares;
+    the member must hold exactly that many bytes."""
+    with zf.open(info) as m:
+        version = np.lib.format.read_magic(m)
+        readers = {(1, 0): ("<H", np.lib.format.read_array_header_1_0), (2, 0): ("<I", np.lib.format.read_array_header_2_0)}
+        if version not in readers:
+            raise FileFormatError(f"{target!r}: member {info.filename!r} is .npy version {version}, which fgraph does not read")
+        size_format, read_header = readers[version]
+        size_bytes = m.read(struct.calcsize(size_format))
+        (length,) = struct.unpack(size_format, size_bytes)
+        if length > _MAX_HEADER:
+            raise FileFormatError(f"{target!r}: member {info.filename!r} has a {length}-byte header (corrupt file)")
+        header = m.read(length)
+    shape, fortran, dtype = read_header(_io.BytesIO(size_bytes + header), max_header_size=_MAX_HEADER)
+    if any(n < 0 for n in shape):
+        raise FileFormatError(f"{target!r}: member {info.filename!r} declares the shape {shape} (corrupt file)")
+    member = _Member(info, dtype, shape, fortran, len(np.lib.format.MAGIC_PREFIX) + 2 + len(size_bytes) + length)
+    if not dtype.hasobject and info.file_size != member.offset + member.nbytes:
+        raise FileFormatError(
+            f"{target!r}: member {info.filename!r} holds {info.file_size} bytes, but its header declares"
+            f" a {dtype.str} array of shape {shape}, {member.offset + member.nbytes} bytes with the header (corrupt file)"
+        )
+    return member
+
+
+def _read_data(zf: zipfile.ZipFile, member: _Member) -> np.ndarray:
+    """A member's array, read-only, read in bounded chunks into one buffer of
+    exactly the declared size; the zip's CRC-32 is checked at the end."""
+    buffer = np.empty(member.nbytes, dtype=np.uint8)
+    with zf.open(member.info) as m:
+        m.read(member.offset)
+        done = 0
+        while done < member.nbytes:
+            chunk = m.read(min(_CHUNK, member.nbytes - done))
+            if not chunk:
+                raise EOFError(f"member {member.info.filename!r} ends after {done} of {member.nbytes} data bytes")
+            buffer[done : done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+            done += len(chunk)
+        if m.read(1):  # also where the CRC-32 is checked, if it was not yet
+            raise EOFError(f"member {member.info.filename!r} holds more than its header declares")
+    flat = buffer.view(member.dtype)
+    arr = flat.reshape(member.shape[::-1]).T if member.fortran else flat.reshape(member.shape)
+    arr.flags.writeable = False
+    return arr
+
+
+def _parse_manifest(arr, keys: list, target: str, expected: str) -> dict:
     """The JSON manifest, checked to be of format ``expected`` and a version this code reads."""
-    arr = members.pop(MANIFEST, None)
     if arr is None:
-        held = sorted(members)
-        shown = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "")
+        shown = ", ".join(keys[:8]) + (", ..." if len(keys) > 8 else "")
         raise FileFormatError(
             f"{target!r} was not written by fgraph.io (it has no manifest; its arrays: {shown or 'none'});"
             f" expected an {expected!r} file"
@@ -247,20 +444,54 @@ def _parse_manifest(members: dict, target: str, expected: str) -> dict:
     version = manifest.get("version")
     if not isinstance(version, int) or not 1 <= version <= VERSION:
         raise FileFormatError(
-            f"{target!r}: {expected!r} version {version!r} is not supported; this fgraph reads version {VERSION}"
+            f"{target!r}: {expected!r} version {version!r} is not supported; this fgraph reads versions 1 to {VERSION}"
             " (a newer fgraph wrote it?)"
         )
     return manifest
 
 
-def _load_npz(path, expected: str) -> tuple[str, dict, dict]:
+def _check_declarations(manifest: dict, members: dict, target: str, max_bytes: int) -> None:
+    """Every array is of real numbers and, from version 2 on, exactly as the
+    manifest declares; the declared arrays fit in ``max_bytes``."""
+    if manifest["version"] >= 2:
+        declared = manifest.get("arrays")
+        if not isinstance(declared, dict) or set(declared) != set(members):
+            raise FileFormatError(f"{target!r}: the manifest does not declare the file's arrays {sorted(members)} (corrupt file)")
+        shapes = {key: _declared(value, key, target) for key, value in declared.items()}
+        total = sum(math.prod(shape) * dtype.itemsize for dtype, shape in shapes.values())
+        if total > max_bytes:
+            raise _too_big(target, "declares arrays of", total, max_bytes)
+        for key, member in members.items():
+            if shapes[key] != (member.dtype, member.shape):
+                dtype, shape = shapes[key]
+                raise FileFormatError(
+                    f"{target!r}: array {key!r} is {member.dtype.str} of shape {member.shape}, the manifest declares"
+                    f" {dtype.str} of shape {shape} (corrupt file)"
+                )
+    for key, member in members.items():
+        if member.dtype.kind not in "biuf":
+            raise FileFormatError(f"{target!r}: array {key!r} holds {member.dtype}, not real numbers (not an fgraph file)")
+
+
+def _declared(value, key: str, target: str) -> tuple:
+    """``(dtype, shape)`` from a manifest entry ``[dtype str, [n, ...]]``."""
+    try:
+        dtype_str, shape = value
+        if not (isinstance(dtype_str, str) and isinstance(shape, list)):
+            raise TypeError
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+            raise TypeError
+        return np.dtype(dtype_str), tuple(shape)
+    except (TypeError, ValueError):
+        raise FileFormatError(f"{target!r}: the manifest's entry for array {key!r} is corrupt: {value!r:.80}") from None
+
+
+def _load_npz(path, expected: str, max_bytes: int) -> tuple[str, dict, dict]:
     """(path as str, manifest, {key: read-only array}) of an fgraph .npz of format ``expected``."""
+    max_bytes = _check_max_bytes(max_bytes)
     target, f = _open_for_reading(path, expected)
     with f:
-        members = _read_members(f, target, expected)
-    manifest = _parse_manifest(members, target, expected)
-    for arr in members.values():
-        arr.flags.writeable = False  # freshly loaded, ours: nobody else holds them
+        manifest, members = _read_npz(f, target, expected, max_bytes)
     return target, manifest, members
 
 
@@ -297,9 +528,13 @@ def save_params(path, params: Mapping) -> None:
     _save_npz(path, PARAMS_FORMAT, {"params": names}, list(arrays.values()))
 
 
-def load_params(path) -> dict:
-    """Read a file written by :func:`save_params`: ``{name: read-only array}``, in the saved order."""
-    target, manifest, members = _load_npz(path, PARAMS_FORMAT)
+def load_params(path, *, max_bytes: int = MAX_BYTES) -> dict:
+    """Read a file written by :func:`save_params`: ``{name: read-only array}``, in the saved order.
+
+    A file holding more than ``max_bytes`` uncompressed is refused before
+    anything is read (see the module docstring).
+    """
+    target, manifest, members = _load_npz(path, PARAMS_FORMAT, max_bytes)
     arrays = _Arrays(members, target)
     entries = manifest.get("params")
     if not isinstance(entries, list):
@@ -401,14 +636,17 @@ def save_state(path, state) -> None:
     _save_npz(path, STATE_FORMAT, {"fields": tree}, arrays)
 
 
-def load_state(path):
+def load_state(path, *, max_bytes: int = MAX_BYTES):
     """Read a file written by :func:`save_state`: the same ``TrainState``, bit for bit.
 
     Params come back as read-only arrays (0-d for scalar params); the
     optimiser state with its ints, floats and read-only arrays as saved.
+    A file holding more than ``max_bytes`` uncompressed is refused before
+    anything is read (see the module docstring). A state saved before
+    ``num_examples`` and ``optimizer`` were recorded loads with None there.
     """
     TrainState = _train_state_class()
-    target, manifest, members = _load_npz(path, STATE_FORMAT)
+    target, manifest, members = _load_npz(path, STATE_FORMAT, max_bytes)
     arrays = _Arrays(members, target)
     tree = manifest.get("fields")
     if not isinstance(tree, dict):

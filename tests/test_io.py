@@ -8,10 +8,13 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 import zipfile
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +154,8 @@ def test_the_file_is_plain_npz_with_generic_keys(tmp_path):
     with np.load(tmp_path / "p", allow_pickle=False) as npz:
         assert sorted(npz.files) == ["a0", "a1", "manifest"]
         manifest = json.loads(str(npz["manifest"][()]))
-    assert manifest == {"format": "fgraph.params", "version": 1, "params": [["a/b.c", "a0"], ["ü", "a1"]]}
+    assert manifest == {"format": "fgraph.params", "version": 2, "params": [["a/b.c", "a0"], ["ü", "a1"]],
+                        "arrays": {"a0": ["<f8", [2]], "a1": ["<f8", []]}}
 
 
 # --------------------------------------------------------------- atomicity
@@ -245,6 +249,120 @@ def test_a_new_file_is_readable_by_others_and_a_replaced_one_keeps_its_mode(tmp_
     os.chmod(tmp_path / "old", 0o640)
     io.save_params(tmp_path / "old", PARAMS)
     assert (tmp_path / "old").stat().st_mode & 0o777 == 0o640
+
+
+KILL_REPEATEDLY = r"""
+import json, os, signal, sys
+import numpy as np
+from fgraph import io
+
+path = sys.argv[1]
+
+
+def write_then_die(fp, array, *args, **kwargs):
+    fp.write(b"\x93NUMPY partial" * 1000)
+    fp.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def strays():
+    return sorted(n for n in os.listdir(os.path.dirname(path)) if n != os.path.basename(path))
+
+
+seen = []
+for _ in range(5):
+    pid = os.fork()
+    if pid == 0:  # a writer, killed mid-write
+        np.lib.format.write_array = write_then_die
+        io.save_params(path, {"x": np.zeros(10)})
+        os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+    seen.append(strays())
+io.save_params(path, {"x": np.ones(2)})
+seen.append(strays())
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"), reason="needs fork and SIGKILL")
+def test_temp_files_of_killed_writers_do_not_pile_up(tmp_path):
+    path = tmp_path / "p"
+    io.save_params(path, PARAMS)
+    proc = subprocess.run([sys.executable, "-c", KILL_REPEATEDLY, str(path)], cwd=REPO, capture_output=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    seen = json.loads(proc.stdout)
+    # Each killed writer leaves its own temporary file; the next write removes the previous one's.
+    assert [len(s) for s in seen] == [1, 1, 1, 1, 1, 0], seen
+    assert all(s[0].startswith(".p.") and s[0].endswith(".tmp") for s in seen[:-1])
+    assert len({s[0] for s in seen[:-1]}) == 5
+    assert as_array_bits(io.load_params(path)) == as_array_bits({"x": np.ones(2)})
+
+
+BLOCKED_WRITER = r"""
+import sys
+import numpy as np
+from fgraph import io
+
+real = np.lib.format.write_array
+
+
+def wait_then_write(fp, array, *args, **kwargs):
+    np.lib.format.write_array = real
+    print("writing", flush=True)
+    sys.stdin.readline()  # until the test says go on
+    return real(fp, array, *args, **kwargs)
+
+
+np.lib.format.write_array = wait_then_write
+io.save_params(sys.argv[1], {"x": np.arange(3.0)})
+"""
+
+
+def test_a_live_writers_temp_file_is_left_alone(tmp_path):
+    path = tmp_path / "p"
+    io.save_params(path, PARAMS)
+    proc = subprocess.Popen([sys.executable, "-c", BLOCKED_WRITER, str(path)], cwd=REPO, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"writing\n", proc.stderr.read().decode()
+        (live,) = [n for n in os.listdir(tmp_path) if n != "p"]
+        io.save_params(path, {"y": np.ones(2)})  # another writer, while the first one writes
+        assert sorted(os.listdir(tmp_path)) == sorted([live, "p"])
+        _, err = proc.communicate(b"go on\n", timeout=60)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert os.listdir(tmp_path) == ["p"]
+    assert as_array_bits(io.load_params(path)) == as_array_bits({"x": np.arange(3.0)})  # the last rename wins
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_saving_through_a_symbolic_link_writes_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    link, target = tmp_path / "link", tmp_path / "real" / "weights"
+    link.symlink_to(os.path.join("real", "weights"))  # relative, and dangling until the first save
+    io.save_params(link, PARAMS)
+    assert link.is_symlink() and target.is_file()
+    io.save_params(link, {"x": np.ones(2)})
+    assert link.is_symlink() and as_array_bits(io.load_params(target)) == as_array_bits({"x": np.ones(2)})
+    io.save_state(link, adam_state()[1])
+    assert link.is_symlink() and io.load_state(target).step == adam_state()[1].step
+    io.save_run_record(link, io.run_record({}, 0, {}, {}))
+    assert link.is_symlink() and io.load_run_record(target)["format"] == "fgraph.run"
+    assert sorted(os.listdir(tmp_path)) == ["link", "real"] and os.listdir(tmp_path / "real") == ["weights"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_saving_to_a_loop_of_links_is_refused_and_leaves_the_links(tmp_path):
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(OSError, match="loop of symbolic links"):
+        io.save_params(tmp_path / "a", PARAMS)
+    assert (tmp_path / "a").is_symlink() and (tmp_path / "b").is_symlink() and len(os.listdir(tmp_path)) == 2
 
 
 # -------------------------------------------------------------- bad files
@@ -376,7 +494,7 @@ def test_a_params_file_is_not_a_state_and_vice_versa(tmp_path):
 @pytest.mark.parametrize(
     "manifest, message",
     [
-        (manifest_json(version=2, params=[["w", "a0"]]), "version 2 is not supported"),
+        (manifest_json(version=3, params=[["w", "a0"]]), "version 3 is not supported"),
         (manifest_json(fmt="other.tool", params=[]), "found format 'other.tool'"),
         (np.array("{not json"), "manifest is corrupt"),
         (np.arange(3.0), "manifest is corrupt"),
@@ -391,6 +509,104 @@ def test_a_bad_manifest_is_a_clear_error(tmp_path, manifest, message):
     write_npz(path, manifest=manifest, a0=np.ones(2))
     with pytest.raises(FileFormatError, match=message):
         io.load_params(path)
+
+
+# ----------------------------------------------------------- bounded reads
+
+
+def npy(shape, dtype="<f8", data=b""):
+    """The bytes of an .npy member whose header declares ``shape`` and ``dtype``, followed by ``data``."""
+    buf = BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + data
+
+
+def write_zip(path, members, compression=zipfile.ZIP_STORED):
+    """A zip of raw members ``{name: bytes}``."""
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, raw in members.items():
+            zf.writestr(name, raw)
+
+
+def peak_bytes_while(call):
+    """(the exception ``call`` raised or None, the peak of memory it traced)."""
+    tracemalloc.start()
+    try:
+        call()
+        error = None
+    except Exception as e:  # noqa: BLE001 - returned to the test
+        error = e
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return error, peak
+
+
+def v1_manifest():
+    return {"manifest.npy": npy((), "<U100", np.array(json.dumps({"format": "fgraph.params", "version": 1,
+                                                               "params": [["w", "a0"]]}), "<U100").tobytes())}
+
+
+def test_a_small_file_whose_directory_declares_gigabytes_is_refused_before_reading(tmp_path):
+    path = tmp_path / "bomb"
+    declared = 1 << 31  # 2 GiB of float64, more than io.MAX_BYTES
+    raw = npy((declared // 8,), data=bytes(4096))
+    write_zip(path, {**v1_manifest(), "a0.npy": raw}, zipfile.ZIP_DEFLATED)
+    data = bytearray(path.read_bytes())
+    entry = data.rindex(b"PK\x01\x02")  # the central directory entry of a0.npy, the last member written
+    assert data[entry + 24 : entry + 28] == struct.pack("<I", len(raw))
+    data[entry + 24 : entry + 28] = struct.pack("<I", len(raw) - 4096 + declared)  # the uncompressed size it claims
+    path.write_bytes(bytes(data))
+    error, peak = peak_bytes_while(lambda: io.load_params(path))
+    assert peak < 1 << 20  # nothing of the claimed size was allocated
+    assert isinstance(error, FileFormatError) and "more than max_bytes=1073741824" in str(error), error
+    assert path.stat().st_size < 64 << 10 and io.MAX_BYTES == 1 << 30 < declared
+
+
+def test_a_deflated_file_is_read_within_max_bytes_or_refused(tmp_path):
+    path = tmp_path / "zeros"
+    write_zip(path, {**v1_manifest(), "a0.npy": npy((1 << 21,), data=bytes(16 << 20))}, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 1 << 20  # 16 MiB of zeros, deflated
+    error, peak = peak_bytes_while(lambda: io.load_params(path, max_bytes=1 << 20))
+    assert isinstance(error, FileFormatError) and "holds 16777" in str(error) and "max_bytes=1048576" in str(error)
+    assert peak < 1 << 20
+    loaded = io.load_params(path)  # within the default
+    assert loaded["w"].shape == (1 << 21,) and not loaded["w"].any() and not loaded["w"].flags.writeable
+    with pytest.raises(ValueError, match="max_bytes must be an int >= 0, got -1"):
+        io.load_params(path, max_bytes=-1)
+
+
+def test_a_member_holding_fewer_bytes_than_its_header_declares_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "short"
+    write_zip(path, {**v1_manifest(), "a0.npy": npy((1 << 22,), data=bytes(64))})  # declares 32 MiB
+    error, peak = peak_bytes_while(lambda: io.load_params(path))
+    assert peak < 1 << 20
+    assert isinstance(error, FileFormatError) and "header declares a <f8 array of shape (4194304,)" in str(error), error
+
+
+def test_an_array_unlike_the_manifests_declaration_is_refused(tmp_path):
+    io.save_params(tmp_path / "p", {"w": np.ones(3)})
+    with np.load(tmp_path / "p", allow_pickle=False) as npz:
+        manifest = json.loads(str(npz["manifest"][()]))
+    assert manifest["arrays"] == {"a0": ["<f8", [3]]}
+    for arrays, message in [({"a0": ["<f8", [2]]}, r"is <f8 of shape \(3,\), the manifest declares <f8 of shape \(2,\)"),
+                            ({"a0": ["<i8", [3]]}, "the manifest declares <i8"),
+                            ({"a0": ["<f8", [1 << 28]]}, "declares arrays of 2147483648 bytes .* more than max_bytes"),
+                            ({}, r"does not declare the file's arrays \['a0'\]"),
+                            ({"a0": ["<f8", [-3]]}, "entry for array 'a0' is corrupt")]:
+        write_npz(tmp_path / "q", manifest=manifest_json(version=2, params=[["w", "a0"]], arrays=arrays), a0=np.ones(3))
+        with pytest.raises(FileFormatError, match=message):
+            io.load_params(tmp_path / "q")
+
+
+def test_duplicate_and_foreign_members_are_refused(tmp_path):
+    write_zip(tmp_path / "dup", {**v1_manifest(), "a0.npy": npy((2,), data=bytes(16))})
+    with zipfile.ZipFile(tmp_path / "dup", "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("a0.npy", npy((2,), data=np.ones(2).tobytes()))
+    with pytest.raises(FileFormatError, match="'a0.npy' appears twice"):
+        io.load_params(tmp_path / "dup")
+    write_zip(tmp_path / "other", {**v1_manifest(), "a0.npy": npy((2,), data=bytes(16)), "notes.txt": b"hi"})
+    with pytest.raises(FileFormatError, match="'notes.txt' is not an .npy array"):
+        io.load_params(tmp_path / "other")
 
 
 # ---------------------------------------------------------- bad params
