@@ -127,7 +127,9 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
         raise FileNotFoundError(errno.ENOENT, f"cannot write {target!r}: no such directory", directory)
     _remove_stale_temps(directory, base)
     fd, tmp = _locked_temp(directory, base)
-    lock = os.dup(fd)  # keeps the lock after the file is closed, until the rename is done
+    # A second descriptor keeps the lock after the file is closed, until the
+    # rename is done (Windows, without locks, cannot rename an open file).
+    lock = os.dup(fd) if fcntl is not None else None
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
@@ -140,7 +142,8 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
             os.unlink(tmp)
         raise
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
     _fsync_directory(directory)
 
 
