@@ -16,11 +16,20 @@ Rules see arrays that may carry one leading batch axis (see DESIGN: batch
 convention). A VJP returns the cotangent of its argument either in the
 argument's shape or, for a primitive with ``unbroadcast=True``, in the
 broadcast shape of the output; the evaluator then sums away the extra axes
-(:func:`fgraph.program.sum_to_shape`). Static arguments (``l2_reg``, the
-``c`` of ``scale``) live in the node's config and reach the rules as extra
-positional arguments after the arrays, in the order the builder passed them
-to :func:`apply` (positional, because keyword arguments cost a dictionary
-per call on the hot path).
+(:func:`fgraph.program.sum_to_shape`).
+
+**Config is bound by name.** Static arguments (``l2_reg``, the ``c`` of
+``scale``) are given to :func:`apply` as keywords and bound to the forward
+rule's parameters after its array arguments, in the rule's order, whatever
+the order of the keywords; missing parameters take the rule's defaults and
+unknown keys are a ``TypeError``. The node's ``config`` keeps that bound
+order and the compiled program passes it positionally (keyword arguments
+would cost a dictionary per call on the hot path); every VJP receives the
+same values in the same order after ``g, out, *args``. A rule whose
+signature cannot be read, a forward rule that is a NumPy ufunc (its extra
+positional parameter is the ``out`` buffer) and one that takes ``*args``
+take no config, unless the primitive lists its config with
+``Primitive(config_names=...)``.
 
 Conventions at kinks: ``relu`` has derivative 0 at 0. ``nll`` of a
 probability of exactly 0 is ``inf`` (with a :class:`ZeroProbabilityWarning`);
@@ -31,10 +40,11 @@ input.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import warnings
+from collections.abc import Callable
 from types import MappingProxyType
-from typing import Callable
 
 import attrs
 import numpy as np
@@ -45,6 +55,65 @@ from fgraph.graph import Node, check_name
 
 class ZeroProbabilityWarning(RuntimeWarning):
     """``nll`` met a probability of exactly 0 for the true class: the loss is inf."""
+
+
+_REQUIRED = inspect.Parameter.empty
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _positional_parameters(rule):
+    """The positional parameters of ``rule``, or None when they cannot be
+    named: the signature cannot be read, or ``*args`` takes them."""
+    try:
+        parameters = inspect.signature(rule).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+    positional = []
+    for p in parameters:
+        if p.kind is p.VAR_POSITIONAL:
+            return None
+        if p.kind in _POSITIONAL:
+            positional.append(p)
+    return positional
+
+
+def _config_parameters(prim: Primitive) -> tuple:
+    """``((name, default), ...)``: the config the rules take, in the order they take it.
+
+    Read from the forward rule's positional parameters after its array
+    arguments (``default`` is ``inspect.Parameter.empty`` when required),
+    or from ``prim.config_names``; checked against every VJP's parameters
+    after ``g, out, *args``, so that a rule that would receive another
+    rule's order is refused when the primitive is made.
+    """
+    arity = len(prim.vjps)
+    if prim.config_names is not None:
+        names = tuple(prim.config_names)
+        if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise TypeError(f"primitive {prim.name!r}: config_names must be distinct strings, got {names!r}")
+        return tuple((n, _REQUIRED) for n in names)
+    # A ufunc's extra positional parameter is its output buffer, never config.
+    positional = None if isinstance(prim.forward, np.ufunc) else _positional_parameters(prim.forward)
+    if positional is None:
+        return ()
+    if len(positional) < arity:
+        raise TypeError(
+            f"primitive {prim.name!r}: the forward rule takes {len(positional)} positional arguments,"
+            f" but the primitive has {arity} (one VJP per argument)"
+        )
+    config = tuple((p.name, p.default) for p in positional[arity:])
+    names = [n for n, _ in config]
+    for i, vjp in enumerate(prim.vjps):
+        theirs = None if vjp is None else _positional_parameters(vjp)
+        if theirs is None:
+            continue
+        if len(theirs) < 2 + arity or [p.name for p in theirs[2 + arity :]] != names:
+            raise TypeError(
+                f"primitive {prim.name!r}: VJP {i} takes {[p.name for p in theirs]}, but every rule"
+                f" receives (g, out, *args, *config) with {arity} args and the config in the forward"
+                f" rule's order, {names}"
+            )
+    return config
 
 
 @attrs.frozen(eq=False)
@@ -68,6 +137,19 @@ class Primitive:
       broadcast shape (with the batch axis for an unbatched argument); the
       evaluator sums it down to the argument's shape. False when every VJP
       already returns its argument's exact shape, which saves a call.
+    - ``config_names``: the names of the config, in the order the rules
+      receive it; ``None`` (the default) reads them from the forward
+      rule's signature (see below).
+
+    Config is bound by name: :func:`apply`'s keywords are matched to the
+    forward rule's positional parameters after its ``len(vjps)`` array
+    arguments (defaults fill what is not given), and the rules receive the
+    values positionally in that order. Each VJP's parameters after
+    ``g, out, *args`` must have the same names in the same order, which is
+    checked here. A forward rule that is a NumPy ufunc, takes ``*args`` or
+    has no readable signature takes no config unless ``config_names`` is
+    given. ``config_parameters`` holds the result,
+    ``((name, default), ...)``.
     """
 
     name: str
@@ -79,6 +161,8 @@ class Primitive:
     label_arg: int | None = None
     broadcasts: bool = False
     unbroadcast: bool = False
+    config_names: tuple | None = None
+    config_parameters: tuple = attrs.field(init=False, repr=False, default=attrs.Factory(_config_parameters, takes_self=True))
 
 
 def _structural_name(prim: Primitive, inputs, config) -> str:
@@ -91,8 +175,34 @@ def _structural_name(prim: Primitive, inputs, config) -> str:
     return f"{prim.name}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
+def _bind_config(prim: Primitive, config: dict, label: str | None = None) -> dict:
+    """``config`` keyed and ordered as ``prim``'s rules take it, defaults filled in.
+
+    A ``TypeError`` naming the primitive and the keys for a key the rules do
+    not take or a required one that is missing.
+    """
+    label = label or prim.name
+    parameters = prim.config_parameters
+    names = [n for n, _ in parameters]
+    unknown = [k for k in config if k not in names]
+    if unknown:
+        takes = f"takes config {names}" if names else "takes no config"
+        raise TypeError(
+            f"{label} {takes}, got unexpected {unknown} (config is bound by name to the forward"
+            f" rule's parameters after its {len(prim.vjps)} array arguments, or to Primitive.config_names)"
+        )
+    missing = [n for n, default in parameters if n not in config and default is _REQUIRED]
+    if missing:
+        raise TypeError(f"{label} needs config {missing} (it takes {names}), got {sorted(config)}")
+    return {n: config.get(n, default) for n, default in parameters}
+
+
 def apply(prim: Primitive, *inputs: Node, name: str | None = None, **config) -> Node:
-    """Build the node ``prim(*inputs)``, checking shapes now, not at run time."""
+    """Build the node ``prim(*inputs)``, checking shapes now, not at run time.
+
+    ``config`` is bound by name to the rules' config parameters (see
+    :class:`Primitive`), so the order of the keywords never matters.
+    """
     label = f"{prim.name}" + (f" node {name!r}" if name is not None else "")
     if name is not None:
         check_name(name)
@@ -104,6 +214,7 @@ def apply(prim: Primitive, *inputs: Node, name: str | None = None, **config) -> 
                 f"{label}: argument {i} must be a Node (from fgraph.input, fgraph.param"
                 f" or an op), got {type(node).__name__}"
             )
+    config = _bind_config(prim, config, label)
     described = ", ".join(f"{n.name!r} {n.shape}" for n in inputs)
     try:
         shape = tuple(prim.shape(*(n.shape for n in inputs), **config))
@@ -131,7 +242,7 @@ def apply(prim: Primitive, *inputs: Node, name: str | None = None, **config) -> 
         op=prim,
         inputs=tuple(inputs),
         shape=shape,
-        config=MappingProxyType(dict(config)),
+        config=MappingProxyType(config),
         batched=batched,
         auto_name=name is None,
     )

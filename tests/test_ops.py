@@ -231,3 +231,80 @@ def test_tanh_vjp_uses_the_stored_output():
 def test_relu_has_derivative_zero_at_the_kink():
     vjp = fg.ops.RELU.vjps[0]
     assert np.array_equal(vjp(np.ones(3), None, np.array([-1.0, 0.0, 1.0])), [0.0, 0.0, 1.0])
+
+
+# ------------------------------------------------------- config bound by name
+
+
+def _shift_then_scale():
+    """(a + shift) · scale: two config values whose order changes the result."""
+    return fg.Primitive(
+        "shift_then_scale",
+        forward=lambda a, shift, scale: (a + shift) * scale,
+        vjps=(lambda g, out, a, shift, scale: g * scale,),
+        shape=fg.ops.same_shape,
+    )
+
+
+def test_config_is_bound_by_name_whatever_the_keyword_order():
+    P, x = _shift_then_scale(), fg.param("x", (2,))
+    one = fg.apply(P, x, shift=1.0, scale=2.0)
+    other = fg.apply(P, x, scale=2.0, shift=1.0)
+    assert list(one.config) == list(other.config) == ["shift", "scale"]
+    assert one.name == other.name  # the same computation, so one auto-name ...
+    g = fg.graph(a=one, b=other)
+    assert len(g.nodes) == 2  # ... and one node
+    values = fg.forward(g, {"x": np.array([0.5, -1.0])})
+    np.testing.assert_array_equal(values["a"], [3.0, 0.0])
+    np.testing.assert_array_equal(values["b"], [3.0, 0.0])
+    grads = fg.grad(fg.graph(objective=fg.sum(other)))({"x": np.array([0.5, -1.0])})
+    np.testing.assert_array_equal(grads["x"], [2.0, 2.0])
+
+
+def test_different_config_gives_different_auto_names_and_values():
+    P, x = _shift_then_scale(), fg.param("x", ())
+    one, swapped = fg.apply(P, x, shift=1.0, scale=2.0), fg.apply(P, x, shift=2.0, scale=1.0)
+    assert one.name != swapped.name
+    g = fg.graph(a=one, b=swapped)
+    assert len(g.nodes) == 3  # both kept
+    values = fg.forward(g, {"x": 1.0})
+    assert (values["a"], values["b"]) == (4.0, 3.0)
+
+
+def test_unknown_or_missing_config_is_a_type_error_naming_the_primitive_and_the_key():
+    P, x = _shift_then_scale(), fg.param("x", ())
+    with pytest.raises(TypeError, match=r"shift_then_scale.*unexpected \['offset'\]"):
+        fg.apply(P, x, shift=1.0, scale=2.0, offset=3.0)
+    with pytest.raises(TypeError, match=r"shift_then_scale.*needs config \['scale'\]"):
+        fg.apply(P, x, shift=1.0)
+    with pytest.raises(TypeError, match=r"tanh takes no config.*unexpected \['c'\]"):
+        fg.apply(fg.ops.TANH, x, c=1.0)  # a ufunc forward: its positional `out` is not config
+
+
+def test_config_defaults_are_filled_in_so_equal_computations_share_a_name():
+    P = fg.Primitive("times", forward=lambda a, c=2.0: c * a, vjps=(lambda g, out, a, c: c * g,),
+                     shape=fg.ops.same_shape)
+    x = fg.param("x", ())
+    assert dict(fg.apply(P, x).config) == {"c": 2.0}
+    assert fg.apply(P, x).name == fg.apply(P, x, c=2.0).name != fg.apply(P, x, c=3.0).name
+
+
+def test_rules_whose_config_cannot_be_named_take_none_unless_config_names_says():
+    def forward(*arrays_and_config):
+        a, c = arrays_and_config
+        return c * a
+
+    kwargs = {"forward": forward, "vjps": (lambda g, out, *rest: rest[-1] * g,), "shape": fg.ops.same_shape}
+    x = fg.param("x", ())
+    with pytest.raises(TypeError, match="takes no config"):
+        fg.apply(fg.Primitive("star", **kwargs), x, c=3.0)
+    named = fg.Primitive("star", config_names=("c",), **kwargs)
+    assert fg.forward(fg.graph(out=fg.apply(named, x, c=3.0)), {"x": 2.0})["out"] == 6.0
+
+
+def test_a_vjp_that_takes_the_config_in_another_order_is_refused_when_the_primitive_is_made():
+    with pytest.raises(TypeError, match=r"shifted.*VJP 0 takes \['g', 'out', 'a', 'scale', 'shift'\].*\['shift', 'scale'\]"):
+        fg.Primitive("shifted", forward=lambda a, shift, scale: (a + shift) * scale,
+                     vjps=(lambda g, out, a, scale, shift: g * scale,), shape=fg.ops.same_shape)
+    with pytest.raises(TypeError, match=r"short.*VJP 0 takes \['g', 'out'\]"):
+        fg.Primitive("short", forward=lambda a: a, vjps=(lambda g, out: g,), shape=fg.ops.same_shape)
