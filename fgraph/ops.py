@@ -12,11 +12,19 @@ particular primitive, so adding one never touches it::
     )
     node = apply(cube, x)
 
-Rules see arrays that may carry one leading batch axis (see DESIGN: batch
-convention). A VJP returns the cotangent of its argument either in the
-argument's shape or, for a primitive with ``unbroadcast=True``, in the
-broadcast shape of the output; the evaluator then sums away the extra axes
-(:func:`fgraph.program.sum_to_shape`).
+**Batch axis.** Rules receive arrays that may carry one leading batch axis
+B (see DESIGN: batch convention): an argument that depends on data has shape
+``(B,) + per-example shape`` when the data has a batch, a parameter never
+has it. A forward rule must then return ``(B,) + per-example output shape``
+(a loss, with ``reduces_batch``, returns the mean over the batch), and each
+VJP must return its argument's shape, or, for a primitive with
+``unbroadcast=True``, the broadcast shape of the arguments (the batch axis
+included), which the evaluator sums down to the argument's shape
+(:func:`fgraph.program.sum_to_shape`). Losses therefore give the mean of
+the per-example values and gradients for every combination of batched and
+unbatched arguments: an unbatched score vector meeting a batch of labels is
+broadcast to the labels' batch inside the VJP, one row per example, and the
+rows are summed back by the evaluator.
 
 **Config is bound by name.** Static arguments (``l2_reg``, the ``c`` of
 ``scale``) are given to :func:`apply` as keywords and bound to the forward
@@ -133,13 +141,19 @@ class Primitive:
     - ``broadcasts``: arguments broadcast against each other element-wise;
       a batched argument must then have the output's rank, so that its
       batch axis lines up with the others'.
-    - ``unbroadcast``: a VJP may return a cotangent in the output's
+    - ``unbroadcast``: a VJP may return a cotangent in the arguments'
       broadcast shape (with the batch axis for an unbatched argument); the
       evaluator sums it down to the argument's shape. False when every VJP
       already returns its argument's exact shape, which saves a call.
     - ``config_names``: the names of the config, in the order the rules
       receive it; ``None`` (the default) reads them from the forward
       rule's signature (see below).
+
+    Arrays: every argument may carry the leading batch axis B when it
+    depends on data (parameters never do). ``forward`` then returns
+    ``(B,) + per-example output shape`` (a loss: the mean over the batch,
+    a scalar), and ``vjps[i]`` returns ``args[i]``'s shape, or, when
+    ``unbroadcast``, the broadcast shape of the arguments.
 
     Config is bound by name: :func:`apply`'s keywords are matched to the
     forward rule's positional parameters after its ``len(vjps)`` array
@@ -410,7 +424,18 @@ def _nll_forward(p, y):
         return -_mean(np.log(py))
 
 
+def _with_label_batch(scores, y):
+    """An unbatched score vector (a parameter, say) repeated for each label of
+    a batch: the VJP then returns one row per example, and the evaluator sums
+    the rows (``unbroadcast``), so repeated labels add up and the batch mean
+    holds. Only called when the labels carry a batch axis that the scores do
+    not (``scores.ndim == y.ndim``)."""
+    return np.broadcast_to(scores, y.shape + scores.shape)
+
+
 def _nll_grad_p(g, out, p, y):
+    if p.ndim == y.ndim:
+        p = _with_label_batch(p, y)
     py = _picked(p, y)
     grad = np.zeros(p.shape)  # np.zeros_like costs five times more on small arrays
     rows = y if p.ndim == 1 else (np.arange(p.shape[0]), y)
@@ -430,10 +455,18 @@ def _sce_forward(z, y):
 
 
 def _sce_grad_z(g, out, z, y):
-    grad = _softmax(z)
-    rows = y if z.ndim == 1 else (np.arange(z.shape[0]), y)
-    grad[rows] -= 1.0
-    return grad * (g / _examples(z, 1))
+    # (softmax(z) - onehot(y)) g / B, built in place on the fresh exp array.
+    if z.ndim == y.ndim:
+        z = _with_label_batch(z, y)
+    e = np.exp(_shift(z))
+    if z.ndim == 1:
+        e *= g / e.sum()
+        e[y] -= g
+        return e
+    c = g / z.shape[0]
+    e *= c / e.sum(axis=-1, keepdims=True)
+    e[np.arange(z.shape[0]), y] -= c
+    return e
 
 
 def _matmul_forward(a, b, a_vec, b_vec):
@@ -603,6 +636,7 @@ NLL = Primitive(
     shape=_label_shape,
     reduces_batch=True,
     label_arg=1,
+    unbroadcast=True,
 )
 SOFTMAX_CROSS_ENTROPY = Primitive(
     "softmax_cross_entropy",
@@ -611,6 +645,7 @@ SOFTMAX_CROSS_ENTROPY = Primitive(
     shape=_label_shape,
     reduces_batch=True,
     label_arg=1,
+    unbroadcast=True,
 )
 
 PRIMITIVES = MappingProxyType(
@@ -742,7 +777,9 @@ def l2_norm_penalty(w: Node, l2_reg: float, *, name=None) -> Node:
 def nll(p: Node, y: Node, *, name=None) -> Node:
     """-log p[y] per example, averaged over the batch; y holds integer labels.
 
-    VJP: -g / p[y] at the label, 0 elsewhere. A probability of exactly 0
+    VJP: -g / p[y] at the label, 0 elsewhere (over a batch, each example's
+    row divided by B; an unbatched p meeting a batch of labels gets the sum
+    of those rows, so repeated labels add up). A probability of exactly 0
     gives inf and a ZeroProbabilityWarning; prefer softmax_cross_entropy.
     """
     return apply(NLL, p, y, name=name)
@@ -752,6 +789,8 @@ def softmax_cross_entropy(logits: Node, y: Node, *, name=None) -> Node:
     """-log softmax(logits)[y] per example, averaged over the batch, fused.
 
     Computed as logsumexp(z) - z[y] with the max shifted out, so it is
-    finite for every finite logit. VJP: (softmax(z) - onehot(y)) g / B.
+    finite for every finite logit. VJP: (softmax(z) - onehot(y)) g / B per
+    example; unbatched logits meeting a batch of labels get the sum of the
+    rows, softmax(z) g - (label counts) g / B.
     """
     return apply(SOFTMAX_CROSS_ENTROPY, logits, y, name=name)

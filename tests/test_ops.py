@@ -103,11 +103,14 @@ def _penalty_args(draw, batch):
 
 
 def _label_args(low, high):
+    """Scores and labels; with a batch, the scores may be unbatched (a parameter)."""
+
     @st.composite
     def draw_args(draw, batch):
         k = draw(st.integers(1, 5))
-        scores = draw(arrays(_lead(batch) + (k,), low, high))
-        return (scores, draw(labels(k, _lead(batch)))), (batch is not None, batch is not None)
+        batched_scores = batch is not None and draw(st.booleans())
+        scores = draw(arrays(((batch,) if batched_scores else ()) + (k,), low, high))
+        return (scores, draw(labels(k, _lead(batch)))), (batched_scores, batch is not None)
 
     return draw_args
 
