@@ -39,6 +39,14 @@ positional parameter is the ``out`` buffer) and one that takes ``*args``
 take no config, unless the primitive lists its config with
 ``Primitive(config_names=...)``.
 
+**nll of a softmax.** ``nll(softmax(z), y)`` is rewritten when the node is
+built into the fused, stable ``nll_of_softmax(z, y)`` = logsumexp(z) - z_y
+(the rules of :func:`softmax_cross_entropy`): the same value and the same
+gradient softmax(z) - onehot(y), but finite for every finite logit, where
+the literal composition gives inf and NaN once a probability underflows to
+0 (logit gaps above ~745). The softmax node itself is unchanged and can
+still be an output (the prediction).
+
 Conventions at kinks: ``relu`` has derivative 0 at 0. ``nll`` of a
 probability of exactly 0 is ``inf`` (with a :class:`ZeroProbabilityWarning`);
 use :func:`softmax_cross_entropy` on logits, which is finite for every finite
@@ -647,6 +655,9 @@ SOFTMAX_CROSS_ENTROPY = Primitive(
     label_arg=1,
     unbroadcast=True,
 )
+# What nll(softmax(z), y) becomes when it is built: the fused rules under a name
+# that says where the node came from (see nll).
+NLL_OF_SOFTMAX = attrs.evolve(SOFTMAX_CROSS_ENTROPY, name="nll_of_softmax")
 
 PRIMITIVES = MappingProxyType(
     {
@@ -654,7 +665,7 @@ PRIMITIVES = MappingProxyType(
         for p in (
             VECTOR_SCALAR_AFFINE, AFFINE, TANH, RELU, SIGMOID, ADD, SUB, MUL, SCALE,
             MATMUL, SUM, MEAN, SOFTMAX, LOG_SOFTMAX, SQUARED_L2_DISTANCE,
-            L2_NORM_PENALTY, NLL, SOFTMAX_CROSS_ENTROPY,
+            L2_NORM_PENALTY, NLL, SOFTMAX_CROSS_ENTROPY, NLL_OF_SOFTMAX,
         )
     }
 )
@@ -781,7 +792,17 @@ def nll(p: Node, y: Node, *, name=None) -> Node:
     row divided by B; an unbatched p meeting a batch of labels gets the sum
     of those rows, so repeated labels add up). A probability of exactly 0
     gives inf and a ZeroProbabilityWarning; prefer softmax_cross_entropy.
+
+    When ``p`` is a softmax node, ``p = softmax(z)``, the node built is
+    ``nll_of_softmax(z, y)``: the fused, stable logsumexp(z) - z[y] of
+    :func:`softmax_cross_entropy`, with the same value and the analytic
+    gradient softmax(z) - onehot(y), finite for every finite logit (the
+    literal composition gives inf and NaN once p[y] underflows, at logit
+    gaps above ~745). The softmax node is left as it is, so it can still be
+    an output (the prediction); the objective just no longer reads it.
     """
+    if p.op is SOFTMAX and len(p.shape) == 1:
+        return apply(NLL_OF_SOFTMAX, p.inputs[0], y, name=name)
     return apply(NLL, p, y, name=name)
 
 

@@ -63,3 +63,38 @@ def test_nll_at_probability_zero_is_inf_never_a_silent_nan_gradient():
         out = fg.forward(g, {"p": np.array([0.0, 0.5, 0.5])}, {"y": np.int64(0)})["out"]
         grad = fg.backward(g, {"p": np.array([0.0, 0.5, 0.5])}, {"y": np.int64(0)}, output="out")["p"]
     assert out == np.inf and grad[0] == -np.inf and not np.isnan(grad).any()
+
+
+def _stable_cross_entropy(z, label):
+    """logsumexp(z) - z[label] and softmax(z) - onehot(label), computed with the max shifted out."""
+    s = z - z.max()
+    p = np.exp(s) / np.exp(s).sum()
+    return np.log(np.exp(s).sum()) - s[label], p - np.eye(len(z))[label]
+
+
+@pytest.mark.parametrize("gap", [800.0, 1e4])
+@pytest.mark.parametrize("label", [0, 1, 2])
+def test_nll_of_softmax_is_finite_and_exact_at_huge_logit_gaps(gap, label):
+    z = np.array([0.0, gap, -gap])
+    value, grad = _eval(lambda n, y: fg.nll(fg.softmax(n), y), z, np.int64(label))
+    expected_value, expected_grad = _stable_cross_entropy(z, label)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(value, expected_value, rtol=1e-15)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-15, atol=1e-300)
+
+
+def test_nll_of_softmax_keeps_the_softmax_node_as_the_prediction():
+    z, y = fg.param("z", (3,)), fg.input("y")
+    p = fg.softmax(z, name="prediction")
+    g = fg.graph(prediction=p, objective=fg.nll(p, y, name="objective"))
+    assert g.outputs["prediction"] is p and g.outputs["objective"].op.name == "nll_of_softmax"
+    logits = np.array([0.0, 800.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = fg.forward(g, {"z": logits}, {"y": np.array([0, 1, 2, 0])})
+        grads = fg.grad(g)({"z": logits}, {"y": np.array([0, 1, 2, 0])})
+    np.testing.assert_array_equal(values["prediction"], [0.0, 1.0, 0.0])
+    per_example = [_stable_cross_entropy(logits, label) for label in (0, 1, 2, 0)]
+    np.testing.assert_allclose(values["objective"], np.mean([v for v, _ in per_example]), rtol=1e-15)
+    np.testing.assert_allclose(grads["z"], np.mean([d for _, d in per_example], axis=0), rtol=1e-15)
+

@@ -149,6 +149,13 @@ CASES = [
         lambda z, y: -np.log(_np_softmax(z)[y]),
         batch="mean",
     ),
+    OpCase(  # what nll(softmax(z), y) is built as
+        "nll_of_softmax",
+        lambda z, y: fg.nll(fg.softmax(z), y),
+        _label_args(-5, 5),
+        lambda z, y: -np.log(_np_softmax(z)[y]),
+        batch="mean",
+    ),
 ]
 IDS = [c.name for c in CASES]
 
