@@ -515,8 +515,21 @@ def _matmul_grad_b(g, out, a, b, a_vec, b_vec):
 
 
 def _sigmoid(a):
-    # 1 / (1 + exp(-a)) overflows in exp for a < -709; the tanh form never does.
-    return 0.5 + 0.5 * np.tanh(0.5 * a)
+    # σ(a) = eᵐ / (eᵐ + e^(m-a)) with m = min(a, 0): 1 / (1 + e^-a) for a >= 0 and
+    # eᵃ / (eᵃ + 1) for a < 0. Both exponents are <= 0, so nothing overflows, and
+    # nothing cancels: a few ulps of relative error on the whole line, tails
+    # included (0.5 + 0.5 tanh(a/2) loses every digit below a ≈ -37).
+    m = np.minimum(a, 0.0)
+    n = np.exp(m)
+    return n / (n + np.exp(m - a))
+
+
+def _sigmoid_grad(g, out, a):
+    # σ'(a) = σ(a) σ(-a) = e / (1 + e)² with e = exp(-|a|): symmetric and free of
+    # the cancellation in 1 - σ(a) once σ(a) rounds to 1 (a > 37).
+    e = np.exp(-np.abs(a))
+    d = 1.0 + e
+    return g * (e / (d * d))
 
 
 # ----------------------------------------------------------------- registry
@@ -555,7 +568,7 @@ RELU = Primitive(
 SIGMOID = Primitive(
     "sigmoid",
     forward=_sigmoid,
-    vjps=(lambda g, out, a: g * out * (1 - out),),
+    vjps=(_sigmoid_grad,),
     shape=same_shape,
 )
 ADD = Primitive(
@@ -712,8 +725,13 @@ def relu(a: Node, *, name=None) -> Node:
 
 
 def sigmoid(a: Node, *, name=None) -> Node:
-    """Element-wise 1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows;
-    σ' = σ (1 - σ)."""
+    """Element-wise σ(a) = 1 / (1 + e^-a); σ' = σ(a) σ(-a).
+
+    Computed in two branches (1 / (1 + e^-a) for a >= 0, eᵃ / (eᵃ + 1) below)
+    so that it never overflows and keeps full relative precision in both
+    tails; the VJP is e / (1 + e)² with e = e^-|a|, accurate where 1 - σ
+    would round to 0.
+    """
     return apply(SIGMOID, a, name=name)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import warnings
 
 import numpy as np
@@ -98,3 +99,20 @@ def test_nll_of_softmax_keeps_the_softmax_node_as_the_prediction():
     np.testing.assert_allclose(values["objective"], np.mean([v for v, _ in per_example]), rtol=1e-15)
     np.testing.assert_allclose(grads["z"], np.mean([d for _, d in per_example], axis=0), rtol=1e-15)
 
+
+def _sigmoid_reference(a: float, sign: int = 1):
+    """σ(sign·a) to 50 significant digits."""
+    with decimal.localcontext(decimal.Context(prec=50)):
+        return float(1 / (1 + (-sign * decimal.Decimal(a)).exp()))
+
+
+SIGMOID_GRID = np.concatenate([np.linspace(-700.0, 700.0, 2801), [-40.0, -35.0, -1e-3, -1e-12, 1e-12, 35.0, 40.0]])
+
+
+def test_sigmoid_and_its_vjp_keep_full_relative_precision_on_the_whole_line():
+    _, grad = _eval(lambda a: fg.sum(fg.sigmoid(a)), SIGMOID_GRID)
+    values, _ = _eval(fg.sigmoid, SIGMOID_GRID)
+    ref = np.array([_sigmoid_reference(a) for a in SIGMOID_GRID])
+    ref_grad = ref * np.array([_sigmoid_reference(a, -1) for a in SIGMOID_GRID])  # σ(a) σ(-a)
+    assert np.max(np.abs(values - ref) / ref) <= 1e-12
+    assert np.max(np.abs(grad - ref_grad) / ref_grad) <= 1e-12
