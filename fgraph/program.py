@@ -373,8 +373,13 @@ class _Emitter:
 def _may_broadcast(arg, node) -> bool:
     """Whether ``arg`` may be smaller than another argument of ``node`` (a
     different per-example shape, or no batch axis where another has one), so
-    that its cotangent must be summed down."""
-    return any((other.batched, other.shape) != (arg.batched, arg.shape) for other in node.inputs)
+    that its cotangent must be summed down. Labels are indices, not values
+    that broadcast: only their batch axis counts."""
+    label = node.op.label_arg
+    return any(
+        other.batched != arg.batched if i == label else (other.batched, other.shape) != (arg.batched, arg.shape)
+        for i, other in enumerate(node.inputs)
+    )
 
 
 def _forward_function(g, node_names, checked: bool, single: bool) -> tuple[Callable, frozenset, frozenset]:
