@@ -20,6 +20,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.image as mpimg  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.textpath import TextToPath  # noqa: E402
+
 # ------------------------------------------------------------------- blocks
 
 
@@ -125,9 +136,6 @@ class _Layout:
     """A cursor over A4 pages of a ``PdfPages``; measures text with ``TextToPath``."""
 
     def __init__(self, pdf, title: str):
-        from matplotlib.font_manager import FontProperties
-        from matplotlib.textpath import TextToPath
-
         self.pdf, self.title = pdf, title
         self._ttp, self._fonts, self._widths = TextToPath(), {}, {}
         self._font = FontProperties
@@ -178,8 +186,6 @@ class _Layout:
 
     # pages --------------------------------------------------------------
     def new_page(self):
-        import matplotlib.pyplot as plt
-
         self.finish_page()
         self.fig = plt.figure(figsize=(PAGE_W, PAGE_H))
         self.page += 1
@@ -187,8 +193,6 @@ class _Layout:
         self.text(PAGE_W / 2, MARGIN_BOTTOM / 2, f"{self.title} — {self.page}", 7.5, ha="center", color="0.4")
 
     def finish_page(self):
-        import matplotlib.pyplot as plt
-
         if self.fig is not None:
             self.pdf.savefig(self.fig)
             plt.close(self.fig)
@@ -203,8 +207,6 @@ class _Layout:
         self.fig.text(x / PAGE_W, y / PAGE_H, s, fontsize=size, ha=ha, va=va, **kw)
 
     def rule(self, x0, x1, y, width=0.6):
-        from matplotlib.lines import Line2D
-
         self.fig.add_artist(Line2D([x0 / PAGE_W, x1 / PAGE_W], [y / PAGE_H, y / PAGE_H],
                                    transform=self.fig.transFigure, color="0.3", linewidth=width))
 
@@ -286,8 +288,6 @@ class _Layout:
         self.y -= 0.15
 
     def figure(self, block: Figure, folder: Path):
-        import matplotlib.image as mpimg
-
         img = mpimg.imread(folder / block.filename)
         aspect = img.shape[0] / img.shape[1]
         w = TEXT_W
@@ -316,17 +316,17 @@ def _font_kw(font: dict) -> dict:
     return kw
 
 
-def write_pdf(blocks, file, folder, title: str = "report", before_figure=None) -> None:
+def write_pdf(blocks, file, folder, title: str = "report", before_figure=None,
+              creator: str = "scripts/homework.py") -> None:
     """Lay the blocks out on A4 pages and write them as a PDF to the open binary ``file``.
 
     ``folder`` is where the figures' PNG files are; ``before_figure(filename)``,
     if given, is called before a figure is read (to wait for it to be drawn).
-    The PDF carries no creation date, so the same blocks give the same bytes.
+    The PDF carries no creation date, so the same blocks give the same bytes;
+    ``creator`` is the program it names as its creator.
     """
-    from matplotlib.backends.backend_pdf import PdfPages
-
     folder = Path(folder)
-    with PdfPages(file, metadata={"Creator": "scripts/homework.py", "CreationDate": None}) as pdf:
+    with PdfPages(file, metadata={"Creator": creator, "CreationDate": None}) as pdf:
         layout = _Layout(pdf, title)
         for block in blocks:
             if isinstance(block, Heading):
