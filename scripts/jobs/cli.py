@@ -1,0 +1,65 @@
+"""The command-line options every job shares: ``--out``, ``--seed``, ``--only``, ``--quick``, ``--jobs``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import fgraph
+
+from jobs.run import Options
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, an integer >= 0."""
+    try:
+        return fgraph.init.check_seed(int(text))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"the seed must be an integer >= 0, got {text!r}") from None
+
+
+def count(text: str) -> int:
+    """An argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def experiment_ids(experiments: Mapping):
+    """An argparse type: a comma-separated list of ids of ``experiments``, returned in registry order."""
+
+    def parse(text: str) -> tuple:
+        ids = [i.strip() for i in text.split(",") if i.strip()]
+        unknown = [i for i in ids if i not in experiments]
+        if unknown or not ids:
+            raise argparse.ArgumentTypeError(
+                f"unknown experiment {', '.join(map(repr, unknown)) or repr(text)}; "
+                f"choose from {', '.join(experiments)}")
+        return tuple(i for i in experiments if i in ids)  # the report's order, no duplicates
+
+    return parse
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, experiments: Mapping, default_out: str) -> None:
+    """Add the shared options to ``parser``; :func:`options` reads them back."""
+    parser.add_argument("--out", default=default_out, type=Path,
+                        help=f"folder of the report (default: {default_out}/)")
+    parser.add_argument("--seed", default=0, type=seed, help="seed of every initialisation and shuffle (default 0)")
+    parser.add_argument("--only", type=experiment_ids(experiments), default=None, metavar="ID,ID",
+                        help="run only these experiments: " + ", ".join(experiments))
+    parser.add_argument("--quick", action="store_true", help="every experiment with a few epochs (a pipeline check)")
+    parser.add_argument("--jobs", type=count, default=min(2, os.cpu_count() or 1),
+                        help="worker processes (default: 2, or 1 on a single core)")
+
+
+def options(args: argparse.Namespace, experiments: Mapping) -> Options:
+    """The :class:`jobs.Options` of parsed arguments (every experiment unless ``--only``)."""
+    return Options(out=args.out, seed=args.seed, ids=args.only or tuple(experiments), quick=args.quick,
+                   jobs=args.jobs, show=sys.stderr.isatty())

@@ -1,0 +1,102 @@
+"""Running tasks in worker processes, a bounded number at once, each with its own progress line.
+
+A task is a tuple of experiments that run one after the other in one
+process with one :class:`jobs.Cache`. :func:`completed` hands each running
+task a distinct slot (the line of its progress bar), so the bars of tasks
+running side by side never overwrite each other, without any state kept in
+the worker processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+import attrs
+from tqdm import tqdm
+
+from jobs.context import Context, no_progress
+from jobs.experiment import Experiment
+from jobs.outcome import Outcome
+
+# tqdm's class-wide setting: no monitor thread, which every forked worker would otherwise start.
+tqdm.monitor_interval = 0
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
+    """``jobs`` worker processes (forked where the platform can: they inherit the imported modules), or None for 1."""
+    if jobs <= 1:
+        return None
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+
+
+def progress_bars(show: bool, slot: int) -> Callable:
+    """``progress(desc, total)``: wraps the epochs of a fit in a tqdm bar on line ``slot`` of stderr, or None."""
+    if not show:
+        return no_progress
+
+    def progress(desc, total):
+        return lambda it: tqdm(it, total=total, desc=desc, position=slot, leave=False, mininterval=0.5, unit="ep",
+                               file=sys.stderr, dynamic_ncols=True)
+
+    return progress
+
+
+def run_one(exp: Experiment, seed: int, quick: bool, context: Context) -> Outcome:
+    """Run one experiment: its outcome, timed, with the seed and ``quick`` in its config."""
+    t0 = time.perf_counter()
+    outcome = exp.run(exp, exp.resolved(quick), seed, context)
+    seconds = time.perf_counter() - t0
+    if not isinstance(outcome, Outcome):
+        raise TypeError(f"the runner of experiment {exp.id!r} returned a {type(outcome).__name__}; "
+                        f"it must return a jobs.Outcome")
+    return attrs.evolve(outcome, seconds=seconds, config={**outcome.config, "seed": seed, "quick": quick})
+
+
+def run_task(experiments: Sequence[Experiment], seed: int, quick: bool, show: bool, slot: int) -> list:
+    """Run ``experiments`` one after the other with one cache: ``[(id, outcome or error text)]``."""
+    context = Context(progress=progress_bars(show, slot))
+    out = []
+    for exp in experiments:
+        try:
+            out.append((exp.id, run_one(exp, seed, quick, context)))
+        except Exception:  # noqa: BLE001 - the main process reports it with its traceback
+            out.append((exp.id, f"experiment {exp.id!r} failed:\n{traceback.format_exc()}"))
+    return out
+
+
+def completed(pool: ProcessPoolExecutor | None, function: Callable, argsets: Sequence[tuple],
+              width: int) -> Iterator[tuple[int, object]]:
+    """Call ``function(*args, slot)`` for every ``args``; yield ``(index, result)`` as each call finishes.
+
+    At most ``width`` calls are in the pool at once, each with a slot in
+    1..width that no other call in the pool has. Without a pool the calls
+    run here, one after the other, in slot 1.
+    """
+    if pool is None:
+        for i, args in enumerate(argsets):
+            yield i, function(*args, 1)
+        return
+    waiting, free, running = list(enumerate(argsets)), list(range(width, 0, -1)), {}
+
+    def submit_waiting():
+        while waiting and free:
+            i, args = waiting.pop(0)
+            slot = free.pop()
+            running[pool.submit(function, *args, slot)] = (i, slot)
+
+    submit_waiting()
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        finished = [(running.pop(future), future) for future in done]
+        free.extend(slot for (_, slot), _ in finished)
+        # The next calls go in before the caller reacts to these results (say, by drawing a figure),
+        # so the pool keeps working on calls first.
+        submit_waiting()
+        for (i, _), future in finished:
+            yield i, future.result()
