@@ -1,15 +1,21 @@
-"""The main job, end to end: ``scripts/homework.py --quick`` into temporary folders.
+"""The main job, end to end, and the registry it is built from.
 
-Two runs with one seed (one with 2 worker processes, one with 1, started
-side by side) must write every file, report every experiment and metric as
-a finite number, and agree exactly on everything that is not measured with a
-clock; ``--only`` runs just the subset (with the same numbers); bad
-arguments give a clear error. No assertion is about how long anything takes.
+``scripts/homework.py --quick`` runs into temporary folders: two runs with
+one seed (one with 2 worker processes, one with 1, started side by side)
+must write every file, report every experiment of the registry and every
+metric as a finite number, and agree exactly on everything that is not
+measured with a clock; ``--only`` runs just the subset (with the same
+numbers); bad arguments give a clear error. Every check loops over the
+registry (``assignment.EXPERIMENTS``), so a new experiment is tested
+without editing this file; and a toy experiment added to a copy of the
+registry, as one value, goes through the job and into the report. No
+assertion is about how long anything takes.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import math
 import os
@@ -18,17 +24,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
+import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "homework.py"
+import fgraph.io
 
-IDS = ["linear", "ridge_l2_1", "ridge_l2_0", "minibatch_ridge", "mlp_no_features", "mlp_features",
-       "mlp_scalar_tuned", "multiclass"]
-REGRESSION = ["linear", "ridge_l2_1", "ridge_l2_0", "mlp_no_features", "mlp_features", "mlp_scalar_tuned"]
-FIGURES = ["ridge_fits.png", "mlp_fits.png", "learning_curves.png", "minibatch.png", "decision_regions.png"]
-MINIBATCH_LISTS = ["batch_sizes", "seconds_per_epoch", "speedup", "train_mse"]
-SECTIONS = ["3.1", "3.2", "3.3", "3.4", "4.1.1", "4.1.2", "4.2", "4.3"]
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+SCRIPT = SCRIPTS / "homework.py"
+if str(SCRIPTS) not in sys.path:  # the job's packages (jobs, assignment, report) live in scripts/
+    sys.path.insert(0, str(SCRIPTS))
+
+from assignment import EXPERIMENTS, HOMEWORK  # noqa: E402
+from jobs import Cache, Experiment, LearningCurve, Options, Outcome, Plot, registry, run_job  # noqa: E402
+from jobs.outcome import results_entry  # noqa: E402
+from jobs.workers import completed, worker_pool  # noqa: E402
+from report import content  # noqa: E402
+from report.document import Paragraph  # noqa: E402
+from report.numbers import band  # noqa: E402
+from report.outline import Row, Section, check_slots  # noqa: E402
+
+IDS = list(EXPERIMENTS)
+FIGURES = [plot.filename for plot in HOMEWORK.plots.values()]
+SECTIONS = ["3.1", "3.2", "3.3", "3.4", "4.1.1", "4.1.2", "4.2", "4.3"]  # the assignment's questions
 
 
 def _start(out: Path, *args: str) -> subprocess.Popen:
@@ -62,6 +81,10 @@ def _results(folder: Path) -> dict:
     return json.loads((folder / "results.json").read_text(encoding="utf-8"))
 
 
+def _record(folder: Path, exp_id: str) -> dict:
+    return json.loads((folder / "runs" / f"{exp_id}.json").read_text(encoding="utf-8"))
+
+
 def _reproducible(entry: dict) -> dict:
     """An experiment's results.json entry without the values measured with a clock."""
     return {k: v for k, v in entry.items() if k not in entry["timing_keys"]}
@@ -91,29 +114,31 @@ def test_every_experiment_and_metric_is_there_and_finite(runs):
     experiments = _results(runs["a"])["experiments"]
     assert list(experiments) == IDS
     for exp_id, entry in experiments.items():
+        metrics = _record(runs["a"], exp_id)["metrics"]
+        assert metrics, exp_id
+        for metric, value in metrics.items():
+            assert _finite(value), (exp_id, metric, value)
         assert _finite(entry["seconds"]), exp_id
         assert isinstance(entry["config"], dict) and entry["config"], exp_id
         assert entry["config"]["quick"] is True and entry["config"]["seed"] == 0
+        assert entry["config"]["experiment"] == EXPERIMENTS[exp_id].title
         for key in entry["timing_keys"]:
             assert key in entry, (exp_id, key)
-    for exp_id in REGRESSION:
-        for metric in ("train_mse", "test_mse"):
-            assert _finite(experiments[exp_id][metric]), (exp_id, metric)
-    for metric in ("train_nll", "test_accuracy"):
-        assert _finite(experiments["multiclass"][metric]), metric
+        assert entry.get("published") == ({k: list(v) for k, v in EXPERIMENTS[exp_id].published.items()} or None)
     assert 0 <= experiments["multiclass"]["test_accuracy"] <= 1
     minibatch = experiments["minibatch_ridge"]
-    for key in MINIBATCH_LISTS:
+    for key in ["batch_sizes", "seconds_per_epoch", "speedup", "train_mse"]:
         assert _finite(minibatch[key]) and len(minibatch[key]) == len(minibatch["batch_sizes"]), key
     assert minibatch["batch_sizes"] == [1, 5, 10, 25, 100]
     tuned = experiments["mlp_scalar_tuned"]
-    assert isinstance(tuned["meets_target"], bool) and _finite(tuned["target_train_mse"])
+    assert isinstance(tuned["meets_target"], bool)
+    assert tuned["target_train_mse"] == 1.1 * experiments["mlp_features"]["train_mse"]
 
 
 def test_run_records_hold_config_seed_metrics_and_a_digest(runs):
     experiments = _results(runs["a"])["experiments"]
     for exp_id in IDS:
-        record = json.loads((runs["a"] / "runs" / f"{exp_id}.json").read_text(encoding="utf-8"))
+        record = _record(runs["a"], exp_id)
         assert record["format"] == "fgraph.run" and record["seed"] == 0
         assert re.fullmatch(r"[0-9a-f]{64}", record["params_digest"])
         assert record["config"] == experiments[exp_id]["config"]
@@ -124,15 +149,13 @@ def test_run_records_hold_config_seed_metrics_and_a_digest(runs):
 
 def test_one_seed_gives_the_same_numbers_bit_for_bit(runs):
     a, b = _results(runs["a"]), _results(runs["b"])
-    assert list(a["experiments"]) == list(b["experiments"])
-    for exp_id in a["experiments"]:
-        assert _reproducible(a["experiments"][exp_id]) == _reproducible(b["experiments"][exp_id]), exp_id
-    assert a["checks"] == b["checks"]
+    assert list(a["experiments"]) == list(b["experiments"]) == IDS
     for exp_id in IDS:
-        records = [json.loads((folder / "runs" / f"{exp_id}.json").read_text(encoding="utf-8"))
-                   for folder in (runs["a"], runs["b"])]
-        assert records[0] == records[1], exp_id
-        assert (runs["a"] / "runs" / f"{exp_id}.npz").read_bytes() == (runs["b"] / "runs" / f"{exp_id}.npz").read_bytes()
+        assert _reproducible(a["experiments"][exp_id]) == _reproducible(b["experiments"][exp_id]), exp_id
+        assert _record(runs["a"], exp_id) == _record(runs["b"], exp_id), exp_id
+        npz = [(folder / "runs" / f"{exp_id}.npz").read_bytes() for folder in (runs["a"], runs["b"])]
+        assert npz[0] == npz[1], exp_id
+    assert a["checks"] == b["checks"]
 
 
 def test_only_runs_the_subset_with_the_same_numbers(runs):
@@ -143,16 +166,22 @@ def test_only_runs_the_subset_with_the_same_numbers(runs):
         assert _reproducible(only[exp_id]) == _reproducible(full[exp_id]), exp_id
     report = (runs["only"] / "REPORT.md").read_text(encoding="utf-8")
     assert "not in this report" in report
+    drawn = {p.filename for p in HOMEWORK.plots.values()} & {p.name for p in runs["only"].glob("*.png")}
+    assert drawn == {HOMEWORK.plots[key].filename for key in HOMEWORK.plans(["ridge_l2_0", "multiclass"])}
     assert (runs["only"] / "decision_regions.png").is_file() and not (runs["only"] / "mlp_fits.png").exists()
 
 
-def test_report_answers_every_question_and_shows_every_plot(runs):
+def test_report_answers_every_question_and_shows_every_experiment_and_plot(runs):
     report = (runs["a"] / "REPORT.md").read_text(encoding="utf-8")
     headings = [line for line in report.splitlines() if line.startswith("#")]
     for section in SECTIONS:
         assert any(f" {section} " in h for h in headings), section
-    for value in ("0.199–0.201", "0.043–0.044", "0.238–0.261", "0.040–0.050", "1.000"):
-        assert value in report, value
+    table = report.split("## Results", 1)[1].split("\n\n")[2]
+    for exp in EXPERIMENTS.values():
+        row = next((line for line in table.splitlines() if line.startswith(f"| {exp.label} |")), None)
+        assert row is not None, exp.id
+        for metric in exp.published:
+            assert band(exp, metric) in row, (exp.id, metric)
     for formula in (r"x^{\top}", r"W^{\top}", r"\odot", r"\tanh^2"):
         assert formula in report, formula
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
@@ -161,14 +190,9 @@ def test_report_answers_every_question_and_shows_every_plot(runs):
 
 
 def test_the_tests_the_report_cites_exist():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        source = (ROOT / "scripts" / "report" / "content.py").read_text(encoding="utf-8")
-        tree = ast.parse(source)
-        tests = next(ast.literal_eval(node.value) for node in tree.body
-                     if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "TESTS")
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    tree = ast.parse((SCRIPTS / "report" / "derivations.py").read_text(encoding="utf-8"))
+    tests = next(ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "TESTS")
     for node_ids in tests.values():
         for node_id in node_ids:
             path, name = node_id.split("::")
@@ -179,6 +203,14 @@ def test_the_tests_the_report_cites_exist():
                 assert f'"{case.rstrip("]")}"' in text, node_id
 
 
+def _homework():
+    """scripts/homework.py imported as a module (its thread settings are made only when run as a script)."""
+    spec = importlib.util.spec_from_file_location("homework_cli", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -187,12 +219,161 @@ def test_the_tests_the_report_cites_exist():
         (["--seed", "-1"], "seed must be an integer >= 0"),
         (["--seed", "abc"], "seed must be an integer >= 0"),
         (["--jobs", "0"], "expected a positive integer"),
+        (["--sweep-tuned", "x"], "expected a positive integer"),
         (["--bogus"], "unrecognized arguments"),
     ],
 )
-def test_bad_arguments_give_a_clear_error(tmp_path, args, message):
-    result = _run(tmp_path / "out", *args)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+def test_bad_arguments_give_a_clear_error(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        _homework().main(["--out", str(tmp_path / "out"), *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_the_command_refuses_bad_arguments_without_a_traceback(tmp_path):
+    result = _run(tmp_path / "out", "--only", "ridge,multiclass")
+    assert result.returncode == 2
+    assert "unknown experiment 'ridge'; choose from " + ", ".join(IDS) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------ adding an experiment
+
+
+@attrs.frozen
+class ToyMetrics:
+    norm: float
+
+
+def toy_run(exp, settings, seed, context) -> Outcome:
+    """A toy runner: random params of the given size; the metric is their squared norm."""
+    w = np.random.default_rng([seed, settings["size"]]).normal(size=settings["size"])
+    return Outcome(metrics=ToyMetrics(float(w @ w)), config={"experiment": exp.title, **settings}, params={"w": w},
+                   curve=LearningCurve(((exp.id, (3.0, 2.0, 1.0)),)))
+
+
+def toy_entry(exp, outcome, inputs) -> list:
+    return [Paragraph(f"The toy {exp.id} has a squared norm of {outcome.metrics.norm:.6f}.")]
+
+
+def toy_row(exp, outcome, inputs) -> Row:
+    return Row("squared norm", f"{outcome.metrics.norm:.4f}", "—", band(exp, "norm"))
+
+
+TOY = Experiment(id="toy", title="A toy", label="The toy experiment", run=toy_run, settings={"size": 3},
+                 plots=("curves",), section=Section(slot="4.3", entry=toy_entry, row=toy_row),
+                 published={"norm": (0.5, 1.5)})
+
+
+def test_an_experiment_is_one_value_in_the_registry(tmp_path, capsys):
+    """One value added to a copy of the registry: run, recorded, plotted and reported, with nothing else edited."""
+    spec = HOMEWORK.with_experiments(TOY, attrs.evolve(TOY, id="toy2", settings={"size": 5}))
+    assert "toy" not in EXPERIMENTS and list(spec.experiments) == [*IDS, "toy", "toy2"]
+    result = run_job(spec, Options(out=tmp_path, seed=3, ids=("toy2", "toy"), jobs=2))
+    norm = result.outcomes["toy"].metrics.norm
+    results = _results(tmp_path)
+    assert list(results["experiments"]) == ["toy", "toy2"]  # the registry's order
+    assert results["environment"]["versions"].items() >= fgraph.io.library_versions().items()
+    entry = results["experiments"]["toy"]
+    assert entry["norm"] == norm and entry["published"] == {"norm": [0.5, 1.5]} and entry["config"]["seed"] == 3
+    assert _record(tmp_path, "toy")["metrics"] == {"norm": norm}
+    report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+    assert f"The toy toy has a squared norm of {norm:.6f}." in report
+    assert f"| The toy experiment | squared norm | {norm:.4f} | — | 0.500–1.500 |" in report
+    assert "![Learning curves of every run.](learning_curves.png)" in report
+    assert (tmp_path / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["toy.json", "toy.npz", "toy2.json", "toy2.npz"]
+    assert "toy: norm" in capsys.readouterr().out
+
+
+def toy_fails(exp, settings, seed, context):
+    raise RuntimeError("the toy broke")
+
+
+def toy_untyped(exp, settings, seed, context):
+    return {"norm": 1.0}
+
+
+@pytest.mark.parametrize("run, message", [(toy_fails, "RuntimeError: the toy broke"),
+                                          (toy_untyped, "returned a dict; it must return a jobs.Outcome")])
+def test_a_failed_experiment_stops_the_job_and_says_which_and_why(tmp_path, run, message):
+    spec = HOMEWORK.with_experiments(attrs.evolve(TOY, run=run))
+    with pytest.raises(SystemExit) as exit_:
+        run_job(spec, Options(out=tmp_path, ids=("toy",)))
+    assert "experiment 'toy' failed" in str(exit_.value) and message in str(exit_.value)
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "REPORT.md").exists()
+
+
+def test_a_section_in_a_slot_the_outline_lacks_is_an_error():
+    lost = attrs.evolve(TOY, section=Section(slot="9.9", entry=toy_entry))
+    with pytest.raises(ValueError, match=r"experiment 'toy' is presented in slot '9\.9'"):
+        check_slots(content.OUTLINE, registry(lost))
+    check_slots(content.OUTLINE, {**EXPERIMENTS, "toy": TOY})  # every slot the registry names exists
+
+
+def test_a_job_rejects_an_experiment_shown_in_a_figure_it_does_not_have():
+    with pytest.raises(ValueError, match=r"experiment 'toy' is shown in plots \['nope'\]"):
+        HOMEWORK.with_experiments(attrs.evolve(TOY, plots=("curves", "nope")))
+
+
+@pytest.mark.parametrize("bad", [{"norm": 1.0}, None, 1.0])
+def test_an_outcome_needs_typed_metrics(bad):
+    with pytest.raises(TypeError, match="Outcome.metrics must be an attrs instance"):
+        Outcome(metrics=bad, config={}, params={})
+
+
+def test_a_metric_cannot_take_a_key_the_job_writes():
+    @attrs.frozen
+    class Clash:
+        seconds: float
+
+    with pytest.raises(ValueError, match=r"experiment 'toy': metrics field 'seconds'"):
+        results_entry("toy", Outcome(metrics=Clash(1.0), config={}, params={}), {})
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: registry(TOY, TOY), "two experiments have the id 'toy'"),
+    (lambda: attrs.evolve(TOY, id="../x"), "experiment id must be"),
+    (lambda: attrs.evolve(TOY, published={"norm": (2.0, 1.0)}), r"published\['norm'\] must be a \(low, high\)"),
+])
+def test_bad_registry_values_are_refused(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
+
+
+def test_a_run_of_an_experiment_the_job_lacks_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown experiment\(s\) \['nope'\]"):
+        run_job(HOMEWORK, Options(out=tmp_path, ids=("nope",)))
+    assert not (tmp_path / "runs").exists()
+
+
+def _square(x, slot):
+    return x * x, slot
+
+
+def test_calls_in_a_pool_start_in_distinct_slots_and_every_result_comes_back():
+    pool = worker_pool(2)
+    try:
+        results = dict(completed(pool, _square, [(i,) for i in range(5)], 2))
+    finally:
+        pool.shutdown()
+    assert {i: r[0] for i, r in results.items()} == {i: i * i for i in range(5)}
+    assert {r[1] for r in results.values()} <= {1, 2}
+    assert results[0][1] != results[1][1]  # the first two run at once: one progress line each
+    assert dict(completed(None, _square, [(3,), (4,)], 1)) == {0: (9, 1), 1: (16, 1)}  # here, in slot 1
+
+
+def test_a_cache_computes_each_key_once():
+    cache, calls = Cache(), []
+    values = [cache.get(k, lambda k=k: calls.append(k) or k * 10) for k in (1, 2, 1, 1)]
+    assert values == [10, 20, 10, 10] and calls == [1, 2]
+    assert Cache().get(1, lambda: "fresh") == "fresh"  # a new cache shares nothing with another
+
+
+def test_every_figure_is_a_plot_and_every_experiment_is_reported():
+    assert all(isinstance(p, Plot) for p in HOMEWORK.plots.values())
+    for exp in EXPERIMENTS.values():
+        assert exp.section is not None and exp.section.row is not None, exp.id
+        assert "curves" in exp.plots, exp.id
