@@ -15,6 +15,8 @@ assertion is about how long anything takes.
 from __future__ import annotations
 
 import ast
+import functools
+import importlib
 import importlib.util
 import json
 import math
@@ -377,3 +379,95 @@ def test_every_figure_is_a_plot_and_every_experiment_is_reported():
     for exp in EXPERIMENTS.values():
         assert exp.section is not None and exp.section.row is not None, exp.id
         assert "curves" in exp.plots, exp.id
+
+
+# ------------------------------------------------------- code health
+
+def _job_modules() -> dict:
+    """``{path: module}`` of every module of the job: homework.py, jobs, assignment and report."""
+    modules = {SCRIPT: _homework()}
+    for package in ("jobs", "assignment", "report"):
+        for path in sorted((SCRIPTS / package).glob("*.py")):
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            modules[path] = importlib.import_module(name)
+    return modules
+
+
+def _resolves(module, dotted: str) -> bool:
+    """Whether a docstring reference names something real: in ``module``, a module, or a class of ``module``."""
+    parts = dotted.split(".")
+    candidates = [(vars(module)[parts[0]], parts[1:])] if parts[0] in vars(module) else []
+    for i in range(len(parts), 0, -1):
+        try:
+            candidates.append((importlib.import_module(".".join(parts[:i])), parts[i:]))
+            break
+        except ImportError:
+            continue
+    if len(parts) == 1:
+        candidates += [(cls, parts) for cls in vars(module).values() if isinstance(cls, type)]
+    for obj, rest in candidates:
+        try:
+            functools.reduce(getattr, rest, obj)
+            return True
+        except AttributeError:
+            continue
+    return False
+
+
+def test_every_reference_in_a_docstring_names_something_that_exists():
+    stale = []
+    for path, module in _job_modules().items():
+        for dotted in re.findall(r":(?:func|data|class|meth|mod|attr):`~?([A-Za-z_][\w.]*)`", path.read_text("utf-8")):
+            if not _resolves(module, dotted):
+                stale.append(f"{path.relative_to(ROOT)}: {dotted}")
+    assert not stale, stale
+
+
+def _function_state_changes(tree: ast.Module) -> list:
+    """Names of the module changed inside a function: ``global``, ``NAME[...] = ``, ``NAME.attr = ``,
+    ``NAME.append/update/...(...)`` where NAME is bound at module level."""
+    module_names = {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                    if isinstance(t, ast.Name)}
+    module_names |= {(a.asname or a.name).split(".")[0] for node in tree.body
+                     if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+    mutators = {"append", "extend", "update", "setdefault", "pop", "popitem", "clear", "add", "insert", "remove"}
+    found = []
+    for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        for node in ast.walk(func):
+            if isinstance(node, ast.Global):
+                found += node.names
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for t in targets:
+                if isinstance(t, (ast.Subscript, ast.Attribute)) and isinstance(t.value, ast.Name) \
+                        and t.value.id in module_names:
+                    found.append(t.value.id)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in mutators \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in module_names:
+                found.append(node.func.value.id)
+    return found
+
+
+def test_no_function_of_the_job_changes_module_state():
+    """No memo dicts or counters at module level: what a run computes is passed, or cached per task."""
+    changed = {str(p.relative_to(ROOT)): names for p in _job_modules()
+               if (names := _function_state_changes(ast.parse(p.read_text(encoding="utf-8"))))}
+    assert not changed, changed
+
+
+def test_imports_are_at_the_top_of_the_job_modules():
+    inner = []
+    for path in _job_modules():
+        for func in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner += [f"{path.relative_to(ROOT)}:{n.lineno}" for n in ast.walk(func)
+                          if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not inner, inner
+
+
+def test_no_function_of_the_job_is_longer_than_fifty_lines():
+    long = [f"{path.relative_to(ROOT)}:{node.lineno} {node.name}" for path in _job_modules()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50]
+    assert not long, long
