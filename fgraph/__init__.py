@@ -16,37 +16,19 @@ from fgraph.autodiff import backward, forward, grad, merge_grads, program_source
 from fgraph.check import check_grads, check_op
 from fgraph.errors import FileFormatError, GraphError, NameMismatchError, ShapeError
 from fgraph.graph import Graph, Node, graph, input, param
-from fgraph.ops import (
-    Primitive,
-    add,
-    affine,
-    apply,
-    l2_norm_penalty,
-    log_softmax,
-    matmul,
-    mean,
-    mul,
-    nll,
-    relu,
-    scale,
-    sigmoid,
-    softmax,
-    softmax_cross_entropy,
-    squared_l2_distance,
-    sub,
-    sum,
-    tanh,
-    vector_scalar_affine,
-)
+from fgraph.ops import Primitive, apply
 
 from fgraph import init, io, layers, ops, optim, train  # noqa: E402  (submodules as attributes: fgraph.io.save_state(...))
 
 __version__ = "0.1.0"
 
+# Every primitive is its own builder, exported under its name from its block
+# in fgraph.ops (no list to keep here): fgraph.tanh is fgraph.ops.tanh.
+ops.export(globals())
+
 __all__ = [
     "FileFormatError", "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
-    "add", "affine", "apply", "backward", "check_grads", "check_op", "forward", "grad",
-    "graph", "input", "l2_norm_penalty", "log_softmax", "matmul", "mean", "merge_grads",
-    "mul", "nll", "param", "program_source", "relu", "scale", "sigmoid", "softmax", "softmax_cross_entropy",
-    "squared_l2_distance", "sub", "sum", "tanh", "value_and_grad", "vector_scalar_affine",
+    "apply", "backward", "check_grads", "check_op", "forward", "grad", "graph", "input", "merge_grads",
+    "param", "program_source", "value_and_grad",
+    *ops.PRIMITIVES,
 ]

@@ -3,10 +3,17 @@ differences, per example and with a batch axis, under hypothesis.
 
 One factory (MyGrad-style): each op is one ``OpCase`` line with a strategy
 for its arguments (values bounded away from kinks) and a per-example NumPy
-reference; the tests below run every case.
+reference; the tests below run every case. Then the primitive as a value:
+its own builder under every public name, documented, config by position
+or by name, the hooks that run when a node is built, a user's primitive
+written as one block.
 """
 
 from __future__ import annotations
+
+import inspect
+import pydoc
+import types
 
 import attrs
 import numpy as np
@@ -318,3 +325,166 @@ def test_a_vjp_that_takes_the_config_in_another_order_is_refused_when_the_primit
                      vjps=(lambda g, out, a, scale, shift: g * scale,), shape=fg.ops.same_shape)
     with pytest.raises(TypeError, match=r"short.*VJP 0 takes \['g', 'out'\]"):
         fg.Primitive("short", forward=lambda a: a, vjps=(lambda g, out: g,), shape=fg.ops.same_shape)
+
+
+# ------------------------------------------------------- a primitive is one block
+
+
+@pytest.mark.parametrize("name", list(fg.ops.PRIMITIVES))
+def test_each_primitive_is_its_own_builder_under_every_public_name(name):
+    prim = fg.ops.PRIMITIVES[name]
+    assert isinstance(prim, fg.Primitive) and prim.name == name
+    assert getattr(fg, name) is getattr(fg.ops, name) is getattr(fg.ops, name.upper()) is prim
+    assert name in fg.__all__ and name in fg.ops.__all__
+
+
+@pytest.mark.parametrize("name", list(fg.ops.PRIMITIVES))
+def test_each_primitive_documents_what_it_computes_and_how_it_is_called(name):
+    prim = fg.ops.PRIMITIVES[name]
+    doc = inspect.getdoc(prim)
+    assert doc and doc != inspect.getdoc(fg.Primitive) and "primitive" not in doc.split("\n")[0].lower()
+    if inspect.isfunction(prim.forward) and prim.forward.__name__ == name:  # written with @primitive: the forward rule's docstring
+        assert doc == inspect.getdoc(prim.forward)
+    assert doc.splitlines()[0] in pydoc.render_doc(prim, renderer=pydoc.plaintext)
+    params = list(inspect.signature(prim).parameters)
+    assert len(params) >= len(prim.vjps) + 1 and params[-1] == "name"
+
+
+def test_builder_signatures_are_the_rules_names_without_derived_config():
+    assert str(inspect.signature(fg.affine)) == "(W, x, b, *, name=None)"
+    assert str(inspect.signature(fg.scale)) == "(a, c, *, name=None)"
+    assert str(inspect.signature(fg.l2_norm_penalty)) == "(w, l2_reg, *, name=None)"
+    assert str(inspect.signature(fg.matmul)) == "(a, b, *, name=None)"  # a_vec, b_vec come from the shapes
+    assert str(inspect.signature(fg.softmax_cross_entropy)) == "(logits, y, *, name=None)"
+    assert str(inspect.signature(fg.tanh)) == "(a, *, name=None)"  # a ufunc: the names of its VJP
+    assert repr(fg.tanh) == "<primitive tanh(a, *, name=None)>"
+
+
+def test_the_forward_rule_is_the_raw_rule_the_program_calls():
+    assert fg.tanh.forward is np.tanh  # the ufunc itself, no wrapper
+    out = fg.relu.forward(np.array([-1.0, 2.0]))
+    assert isinstance(out, np.ndarray) and list(out) == [0.0, 2.0]
+    x = fg.param("x", (2,))
+    source = fg.program_source(fg.graph(objective=fg.sum(fg.tanh(x))))
+    assert "= f1(v0)" in source  # one call of the stored rule per node, nothing around it
+
+
+def test_config_by_position_is_config_by_name():
+    a, w = fg.param("a", (2,)), fg.param("w", (3,))
+    assert fg.scale(a, 2.0).name == fg.scale(a, c=2.0).name == fg.apply(fg.scale, a, c=2.0).name
+    assert dict(fg.scale(a, 2).config) == {"c": 2.0} and type(fg.scale(a, 2).config["c"]) is float
+    assert fg.l2_norm_penalty(w, 1.0).name == fg.l2_norm_penalty(w, l2_reg=1.0).name
+    assert fg.scale(a, 2.0).name != fg.scale(a, 3.0).name
+    values = fg.forward(fg.graph(p=fg.scale(a, -1.5), q=fg.l2_norm_penalty(w, 0.5)), {"a": np.ones(2), "w": np.ones(3)})
+    assert list(values["p"]) == [-1.5, -1.5] and values["q"] == 1.5
+
+
+def test_nodes_may_be_given_by_their_names_as_the_rules_call_them():
+    W, x, b = fg.param("W", (2, 3)), fg.input("x", (3,)), fg.param("b", (2,))
+    assert fg.affine(W, x=x, b=b).name == fg.affine(W, x, b).name == fg.affine(W=W, x=x, b=b).name
+    with pytest.raises(TypeError, match=r"affine takes 3 nodes \['W', 'x', 'b'\], missing \['x'\]"):
+        fg.affine(W, b=b)
+    with pytest.raises(TypeError, match=r"tanh got argument \['a'\] both by position and by name"):
+        fg.tanh(x, a=x)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda a, B: fg.scale(a, 2.0, c=2.0), TypeError, r"scale got config \['c'\] both by position and by name"),
+        (lambda a, B: fg.scale(a, 1.0, 2.0), TypeError, r"scale takes 1 nodes and config \['c'\], got 2 more"),
+        (lambda a, B: fg.tanh(a, 2.0), TypeError, r"tanh takes 1 nodes and no config, got 1 more positional arguments \(float\)"),
+        (lambda a, B: fg.tanh(a, a), TypeError, r"tanh takes 1 nodes, got 2"),
+        (lambda a, B: fg.add(a), TypeError, r"add takes 2 nodes, got 1"),
+        (lambda a, B: fg.scale(a), TypeError, r"scale needs config \['c'\]"),
+        (lambda a, B: fg.matmul(B, a, a_vec=True), TypeError, r"matmul: config \['a_vec'\] is derived from the arguments"),
+        (lambda a, B: fg.matmul(B, a, True), TypeError, r"matmul takes 2 nodes and no config"),
+        (lambda a, B: fg.scale(a, "two"), TypeError, r"scale: c must be a real number, got 'two'"),
+        (lambda a, B: fg.scale(a, np.inf), ValueError, r"scale: c must be a finite number"),
+        (lambda a, B: fg.l2_norm_penalty(B, -1.0), ValueError, r"l2_norm_penalty: l2_reg must be a finite non-negative number"),
+        (lambda a, B: fg.matmul(np.ones(3), a), TypeError, r"matmul: argument 0 must be a Node.*ndarray"),
+        (lambda a, B: fg.nll(np.ones(3), a), TypeError, r"nll: argument 0 must be a Node.*ndarray"),
+        (lambda a, B: fg.apply("tanh", a), TypeError, r"apply needs a fgraph.ops.Primitive, got str"),
+    ],
+)
+def test_a_bad_call_is_a_clear_error_naming_the_primitive(build, error, message):
+    with pytest.raises(error, match=message):
+        build(fg.param("a", (3,)), fg.param("B", (2, 3)))
+
+
+def test_apply_is_the_call():
+    x, y = fg.param("x", (3,)), fg.input("y")
+    assert fg.apply(fg.tanh, x, name="t").name == fg.tanh(x, name="t").name == "t"
+    assert fg.apply(fg.matmul, x, x).config == fg.matmul(x, x).config == {"a_vec": True, "b_vec": True}
+    assert fg.apply(fg.nll, fg.softmax(x), y).op is fg.nll(fg.softmax(x), y).op is fg.ops.nll_of_softmax
+
+
+# ----------------------------------------------------------- a user's primitive
+
+
+@fg.ops.primitive(vjps=(lambda g, out, a, k: k * 3 * g * a * a,), shape=fg.ops.same_shape)
+def scaled_cube(a, k=1.0):
+    """k·a³ element-wise; ∂J/∂a = 3 k a² ⊙ g."""
+    return k * a**3
+
+
+def test_a_users_primitive_is_one_decorated_block():
+    assert isinstance(scaled_cube, fg.Primitive) and scaled_cube.name == "scaled_cube"
+    assert inspect.getdoc(scaled_cube) == "k·a³ element-wise; ∂J/∂a = 3 k a² ⊙ g."
+    assert str(inspect.signature(scaled_cube)) == "(a, k=1.0, *, name=None)"
+    x = fg.param("x", (2,))
+    g = fg.graph(objective=fg.sum(scaled_cube(x, 2.0)))
+    value, grads = fg.value_and_grad(g)({"x": np.array([1.0, -2.0])})
+    assert value == 2.0 * (1.0 - 8.0)
+    np.testing.assert_array_equal(grads["x"], [6.0, 24.0])
+    assert scaled_cube(x).config == {"k": 1.0}
+
+
+def _double_k(prim, nodes, config):
+    return prim, nodes, {**config, "k": 2 * config["k"]}
+
+
+def test_a_prepare_hook_sees_the_bound_config_and_may_derive_or_replace():
+    doubled = attrs.evolve(scaled_cube, name="doubled", prepare=_double_k)
+    x = fg.param("x", ())
+    assert doubled(x).config == {"k": 2.0} and doubled(x, 3.0).config == {"k": 6.0}
+    rank = fg.Primitive(
+        "rank_plus", forward=lambda a, r: a + r, vjps=(lambda g, out, a, r: g,), shape=fg.ops.same_shape,
+        prepare=lambda prim, nodes, config: (prim, nodes, {"r": float(len(nodes[0].shape))}), derived=("r",),
+    )
+    assert rank(fg.param("m", (2, 2))).config == {"r": 2.0}
+    to_tanh = attrs.evolve(rank, name="to_tanh", prepare=lambda prim, nodes, config: (fg.tanh, nodes, {}), derived=())
+    assert to_tanh(x, r=1.0).op is fg.tanh
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"derived": ("r",)}, r"derived config \['r'\] must be config of the rules \(\['r'\]\) that a prepare hook fills in"),
+        ({"derived": ("s",), "prepare": _double_k}, r"derived config \['s'\]"),
+        ({"vjps": lambda g, out, a, r: g}, r"vjps must be a tuple of functions"),
+        ({"shape": (1,)}, r"shape must be a function"),
+        ({"prepare": 3}, r"prepare must be a function or None"),
+        ({"name": ""}, r"a primitive's name must be a non-empty string"),
+        ({"doc": 3}, r"doc must be a string"),
+    ],
+)
+def test_a_primitive_that_cannot_work_is_refused_when_it_is_made(fields, message):
+    base = {"name": "p", "forward": lambda a, r: a + r, "vjps": (lambda g, out, a, r: g,), "shape": fg.ops.same_shape}
+    with pytest.raises(TypeError, match=message):
+        fg.Primitive(**{**base, **fields})
+
+
+def test_the_registry_and_the_exports_refuse_two_primitives_under_one_name():
+    def module(name, **values):
+        m = types.ModuleType(name)
+        vars(m).update(values)
+        return m
+
+    other_tanh = attrs.evolve(fg.tanh)
+    assert dict(fg.primitive.collect(module("a", t=fg.tanh), module("b", t=fg.tanh, T=fg.tanh))) == {"tanh": fg.tanh}
+    with pytest.raises(ImportError, match=r"two different primitives are called 'tanh' \(in b\)"):
+        fg.primitive.collect(module("a", t=fg.tanh), module("b", t=other_tanh))
+    namespace = {"__name__": "somewhere", "add": "taken"}
+    with pytest.raises(ImportError, match=r"the primitive 'add' would hide somewhere.add"):
+        fg.ops.export(namespace)
