@@ -522,6 +522,8 @@ def fit(
         # Overflow on the way to a divergence is reported by DivergenceError,
         # precisely; NumPy's warnings would only repeat it, vaguely.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if state.epoch < epochs:
+                _verify_shapes(g, program, params, batcher.epoch(state.epoch))
             for epoch in progress(epoch_range) if progress is not None else epoch_range:
                 batches_ = todo(epoch, step)
                 try:
@@ -542,6 +544,18 @@ def fit(
         raise TrainingInterrupted(snapshot(params, opt_state, step, running)) from None
     state = snapshot(params, opt_state, step, running)
     return FitResult(params=state.params, history=state.history, state=state)
+
+
+def _verify_shapes(g: Graph, program, params, batches: list) -> None:
+    """Run the checked program on the first and the last batch of an epoch
+    (the full size and a smaller remainder), unless it ran with those batch
+    sizes before, so that a primitive whose rules return misshapen values
+    is a ``ShapeError`` before the first step, never a silently wrong fit."""
+    name = next(iter(batches[0]))
+    rank = len(g.inputs[name])
+    for batch in (batches[0], batches[-1]):
+        first = batch[name]
+        program.verify(params, batch, None if np.ndim(first) == rank else len(first))
 
 
 def _locate_divergence(verified, last_epoch, todo, checked, history, steps_per_epoch, snapshot):

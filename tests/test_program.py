@@ -313,3 +313,18 @@ def test_zero_gradients_of_unreachable_params_are_new_on_every_call():
     p = {"a": np.ones(2)}
     first, second = f(p)["unused"], f(p)["unused"]
     assert np.array_equal(first, [0.0, 0.0]) and not np.shares_memory(first, second)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4, 8])
+def test_fit_refuses_a_misshapen_primitive_before_its_first_step(batch_size):
+    # The fault that trained silently wrong (w ended at 1.28 instead of 3 with batch_size=4).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3))
+    data = {"x": x, "y": 3.0 * x}
+    g = _model(BROADCASTING_VJP)
+    if batch_size == 1:  # one example at a time: the shapes agree, and the fit is right
+        result = fg.train.fit(g, {"w": np.zeros(3)}, data, optimizer=fg.optim.sgd(0.05), epochs=200)
+        np.testing.assert_allclose(result.params["w"], 3.0, rtol=1e-6)
+        return
+    with pytest.raises(fg.ShapeError, match=r"'broadcasting_vjp'.*argument 1 \('w'\)"):
+        fg.train.fit(g, {"w": np.zeros(3)}, data, optimizer=fg.optim.sgd(0.05), epochs=30, batch_size=batch_size)
