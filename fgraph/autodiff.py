@@ -55,23 +55,29 @@ def _owner(arr):
 
 def detached(results: Mapping, *held: Mapping) -> dict:
     """Read-only results that share no memory with the arrays in ``held``
-    (what the caller passed in) or with each other.
+    (what the caller passed in), with each other, or with anything that
+    outlives the call.
 
     A rule may return its argument itself (the VJPs of ``add`` return the
-    incoming cotangent; an output may be a param): such a result, and any
-    result whose memory another result already owns, is copied; the others
-    are returned as read-only views without copying.
+    incoming cotangent; an output may be an input or a constant): such a
+    result, one that is already read-only (not made by this call) and one
+    whose memory another result already owns are copied; the others were
+    made by this call for this result alone, and are flagged read-only
+    where they are, without a copy.
     """
-    taken = {id(_owner(v)) for group in held for v in group.values() if isinstance(v, np.ndarray)}
+    taken = {id(_owner(v)) for group in held for v in group.values() if type(v) is np.ndarray}
     out = {}
     for k, v in results.items():
-        if isinstance(v, np.ndarray) and v.ndim:
-            owner = id(_owner(v))
-            if owner in taken:
-                v = v.copy()
-                owner = id(v)
-            taken.add(owner)
-        out[k] = frozen(v)
+        if type(v) is not np.ndarray or not v.ndim:
+            out[k] = frozen(v)
+            continue
+        owner = _owner(v)
+        if id(owner) in taken or not v.flags.writeable or v.dtype != np.float64:
+            v = np.array(v, dtype=np.float64)
+            owner = v
+        taken.add(id(owner))
+        v.flags.writeable = False
+        out[k] = v
     return out
 
 
@@ -152,9 +158,16 @@ def value_and_grad(g: Graph, output: str = "objective", wrt=None):
     """
     program = _program(g, output, wrt)
     _check_scalar(g, output)
+    check = validate.Validator.of(g, program.param_names, program.input_names)
+    # A batch of one is evaluated as its example, as fit does (the batch
+    # convention: the same value and gradients), unless a gradient is taken
+    # with respect to data and must keep the batch axis.
+    squeeze = not any(name in g.inputs for name in program.wrt)
 
     def value_and_grad_fn(params: Mapping, data: Mapping | None = None):
-        p, d, batch = _inputs_for(g, program, params, data)
+        p, d, batch = check(params, data)
+        if batch == 1 and squeeze:
+            d, batch = {k: v[0] for k, v in d.items()}, None
         value, grads = program.run_value_and_grad(p, d, ONE, batch)
         return frozen(value), detached(grads, p, d)
 

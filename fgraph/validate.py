@@ -10,8 +10,10 @@ without a word.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
+import attrs
 import numpy as np
 
 from fgraph.errors import NameMismatchError, ShapeError
@@ -165,3 +167,111 @@ def examples(given: Mapping, what: str = "data") -> tuple[dict, int]:
         described = ", ".join(f"{name!r} has {n}" for name, n in lengths.items())
         raise ShapeError(f"{what} inputs have different numbers of examples (rows along the leading axis): {described}")
     return out, next(iter(lengths.values()))
+
+
+# ------------------------------------------------- repeated calls, cheaply
+
+_FLOAT64 = np.dtype(np.float64)
+_INTP = np.dtype(np.intp)
+# What the fast path takes as it is: arrays, and the NumPy scalars that one
+# example's entries are (``y[i]``); subclasses (masked arrays) take the full checks.
+_ARRAYS = frozenset({np.ndarray, np.float64, _INTP.type})
+
+
+def _sum_of_squares(a: np.ndarray) -> float:
+    """Σ a², NaN or inf whenever an entry is (or the entries are beyond ~1e154)."""
+    if a.ndim == 0:
+        x = float(a)
+        return x * x
+    return a.dot(a) if a.ndim == 1 else np.vdot(a, a)
+
+
+@attrs.frozen(eq=False)
+class Validator:
+    """The checks of :func:`params` and :func:`data` for the repeated calls
+    of one program, cheap in the common case.
+
+    A call whose params and data are plain dicts holding exactly the needed
+    names, as float64 ndarrays of the declared shapes (labels as ``intp``),
+    with one batch size, is accepted after one pass: the shapes and dtypes
+    are compared and the finiteness of every array is settled by one sum of
+    squares (NaN or inf if any entry is). Anything else, including a sum
+    that overflows, goes through the full checks, which convert what may be
+    converted and raise the error that names what is wrong: no error is
+    weaker than the full checks give.
+    """
+
+    g: object
+    param_names: frozenset
+    input_names: frozenset
+    param_specs: tuple
+    input_specs: tuple
+
+    @classmethod
+    def of(cls, g, param_names, input_names) -> Validator:
+        """The validator of a program that reads ``param_names`` and ``input_names``."""
+        return cls(
+            g,
+            frozenset(param_names),
+            frozenset(input_names),
+            tuple((k, g.params[k]) for k in sorted(param_names)),
+            tuple((k, g.inputs[k], g.labels.get(k)) for k in sorted(input_names)),
+        )
+
+    def __call__(self, given_params, given_data) -> tuple[dict, dict, int | None]:
+        """``(params, data, batch size)``, validated."""
+        fast = self._fast(given_params, {} if given_data is None else given_data)
+        if fast is not None:
+            return fast
+        p = params(self.g, given_params, self.param_names)
+        d, batch = data(self.g, given_data, self.input_names)
+        return p, d, batch
+
+    def _fast(self, given_params, given_data):
+        if (
+            type(given_params) is not dict or type(given_data) is not dict
+            or len(given_params) != len(self.param_specs) or len(given_data) != len(self.input_specs)
+        ):
+            return None
+        total = 0.0
+        for name, shape in self.param_specs:
+            a = given_params.get(name)
+            if type(a) not in _ARRAYS or a.dtype is not _FLOAT64 or a.shape != shape:
+                return None
+            total += _sum_of_squares(a)
+        batch = _batch_size(given_data, self.input_specs)
+        if batch is _MISFIT:
+            return None
+        for name, _, classes in self.input_specs:
+            a = given_data[name]
+            if classes is None:
+                total += _sum_of_squares(a)
+            elif a.size and (a.min() < 0 or a.max() >= classes):
+                return None
+        if not math.isfinite(total):
+            return None
+        return given_params, given_data, batch
+
+
+_MISFIT = object()
+
+
+def _batch_size(given: dict, specs: tuple):
+    """The common batch size of ``given`` (None without a batch axis), or
+    ``_MISFIT`` when an array is not what the fast path accepts."""
+    batch = _MISFIT
+    for name, shape, classes in specs:
+        a = given.get(name)
+        if type(a) not in _ARRAYS or a.dtype is not (_FLOAT64 if classes is None else _INTP):
+            return _MISFIT
+        if a.shape == shape:
+            size = None
+        elif a.ndim == len(shape) + 1 and a.shape[1:] == shape and a.shape[0] > 0:
+            size = a.shape[0]
+        else:
+            return _MISFIT
+        if batch is _MISFIT:
+            batch = size
+        elif size != batch:
+            return _MISFIT
+    return None if batch is _MISFIT else batch
