@@ -1,24 +1,74 @@
 r"""Finite-difference checks of gradients: one op, or a whole graph.
 
-Both compare the analytic gradient with central differences along random
-directions (as HIPS autograd and JAX do), in float64. For a scalar function
-φ, a point x and a unit direction v, with D(h) = (φ(x + hv) - φ(x - hv)) / 2h,
+Both compare an analytic gradient ``a`` with a numeric one ``n`` and a
+bound ``σ`` on how far ``n`` may be from the truth, all in float64, so
+that a right gradient never fails and a wrong one never passes, whatever
+the scale of the data, the params or the objective.
 
-    analytic = ⟨∇φ(x), v⟩,    numeric = (4 D(ε/2) - D(ε)) / 3   (Richardson: error O(ε⁴)),
+**Steps scaled to the point.** Entry i of an array x moves in units of its
+own size, s_i = |x_i|; an entry below 1e-12 of the point's typical size
+(mean |entry| over every float array) counts as 0 and moves in units of
+x's typical size (the point's, if all of x is that small). A step then
+never crosses a pole or a boundary at 0 (``nll`` at p = 1e-6), and scaling
+any array by any factor scales its steps with it.
 
-    error = |analytic - numeric| / max(|analytic|, |numeric|, floor),
-    floor = 1e-5 · max(1, |φ(x)|).
+**Components.** An array of at most :data:`FULL_CHECK_SIZE` entries is
+compared entry by entry, its whole gradient; a larger one along
+``directions`` random directions (a projection can nearly miss a single
+wrong entry, so only where the full comparison costs too much):
 
-Projections do not blow up on single near-zero entries the way per-entry
-relative errors do (saturated tanh units); the floor turns the measure into
-an absolute one below the noise level of central differences, which is
-about 1e-16 · |φ| / ε ≈ 1e-10 |φ|. NaN or inf anywhere gives an error of
-inf, so a NaN gradient can never pass.
+- entry i:    direction d = s_i e_i,  analytic aₖ = ∂φ/∂x_i,  c = s_i;
+- projection: direction d = s ⊙ w, w ~ N(0, I)/‖w‖,  aₖ = ⟨∇φ, d⟩,  c = 1.
+
+Along d, with f(t) = φ(x + t d) and D(h) = (f(h) - f(-h)) / 2h,
+
+    R₁ = (4 D(ε/2) - D(ε)) / 3,    R₂ = (4 D(ε/4) - D(ε/2)) / 3   (Richardson: O(ε⁴)),
+    nₖ = R₂ / c,    σₖ = (|R₂ - R₁| + κ δφ / ε) / c.
+
+|R₂ - R₁| bounds the truncation error of R₂ (about 15 times over where
+Richardson is asymptotic). δφ is the rounding noise of φ near the point,
+measured, not assumed (Moré & Wild's ECnoise), along one random direction
+that moves every compared array at once: f at t = jτ, j = -4..4; the k-th
+differences Δᵏ of independent noise of standard deviation δ have
+E[(Δᵏ)²] = C(2k, k) δ², so δₖ = (γₖ mean (Δᵏ)²)^½ with γₖ = (k!)² / (2k)!.
+Grids with τ = ε·2⁻¹⁴·7ʲ up to ε/8 each give max(δ₃, …, δ₆), or, when f
+takes fewer than 5 values on them (φ moves in coarse steps: a loss of 1e-13
+computed as -log of a probability 1 - 1e-13 moves by 1e-16, the spacing of
+floats near 1), their smallest jump, one such step; then
+
+    δφ = max(all of those, u |φ(x)|),   u = 2⁻⁵³.
+
+Where no grid moves φ at all (a classifier so sure of its labels that its
+loss is 0.0 and its gradient 1e-100), δφ is the first jump of φ(λx) as the
+compared arrays shrink or grow from λ = 1 (:func:`_onset_step`): the
+finest change the computation can show.
+
+The noise of R₂ is about 3.8 δφ / ε; κ = :data:`NOISE_MARGIN` = 30 puts the
+bound far in its tail and absorbs an estimate a few times low. Cancellation
+inside φ (a loss of 10 whose gradient is 1e-10, a saturated tanh) raises δφ
+and σ with it, where a fixed floor would fail a right gradient, or pass a
+wrong one on a small objective.
+
+**Error.** m = clip(a, n - σ, n + σ) is the point within the numeric
+uncertainty closest to the analytic gradient; a - m is what the numerics
+cannot explain:
+
+    error = ‖a - m‖ / max(‖a‖, ‖m‖)      (0 when a = m).
+
+With σ = 0 this is ‖a - n‖ / max(‖a‖, ‖n‖): a sign flip gives 2, a VJP off
+by 1 % gives 0.0099, a dropped contribution c about ‖c‖ / ‖a‖, one flipped
+entry 2|a_i| / ‖a‖. A component too noisy to resolve (its gradient below
+its noise) has a large σ and takes no part; the others keep their power.
+The error is unchanged when a, n and σ scale together, so the check is
+scale-free. It passes when error ≤ ``tolerance``. NaN or inf anywhere (the
+value, the analytic gradient, any evaluation near the point) gives an error
+of inf, so a NaN gradient never passes.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 
 import attrs
@@ -26,17 +76,33 @@ import numpy as np
 
 from fgraph import validate
 from fgraph.autodiff import backward, value_and_grad
-from fgraph.graph import Node, graph, input, param
+from fgraph.errors import GraphError, ShapeError
+from fgraph.graph import Graph, Node, graph, input, param
 
 DEFAULT_TOLERANCE = 1e-4
+
+#: Params with at most this many entries are compared entry by entry.
+FULL_CHECK_SIZE = 256
+
+#: κ of the module docstring: the noise bound in units of δφ / ε.
+NOISE_MARGIN = 30.0
+
+_UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
+_NOISE_ORDERS = (3, 4, 5, 6)
+_NOISE_POINTS = 4  # f at t = jτ for j = -4..4
+_NOISE_SPACING = 2.0**-14  # the first τ, in units of ε
+_NOISE_GROWTH = 7  # not a power of 2, so that the grids do not line up with the binary grid of floats
+_NEGLIGIBLE = 1e-12  # entries this small relative to the point's typical size count as 0
+_SMALLEST_SCALE = 1e-200  # below, steps of 1e-5 of it would be subnormal
 
 
 @attrs.frozen
 class GradCheckReport:
-    """The result of :func:`check_grads`.
+    """The result of :func:`check_grads` (or :func:`compare_grads`).
 
-    ``errors`` maps each param to its largest error over the directions
-    tried; ``ok`` is true when every error is at most ``tolerance``.
+    ``errors`` maps each name to its error (module docstring); ``ok`` is
+    true when every error is at most ``tolerance``; ``max_rel_error`` is
+    the largest error.
     """
 
     ok: bool
@@ -48,71 +114,324 @@ class GradCheckReport:
         return self.ok
 
 
-def projection_error(analytic: float, numeric: float, value: float) -> float:
-    """The error measure of the module docstring; inf if anything is not finite."""
-    if not (math.isfinite(analytic) and math.isfinite(numeric) and math.isfinite(value)):
+def gradient_error(analytic, numeric, uncertainty) -> float:
+    """‖a - m‖ / max(‖a‖, ‖m‖) with m = clip(a, n - σ, n + σ): the part of
+    the analytic gradient ``a`` that the numeric one ``n``, give or take its
+    uncertainty ``σ`` (entry-wise), does not explain, relative to the
+    gradient's size. 0 when it explains all of it; inf if ``a`` or ``n``
+    is not finite or ``σ`` is NaN (an infinite σ says the numeric value
+    tells nothing)."""
+    a, n, s = (np.ravel(np.asarray(v, dtype=np.float64)) for v in (analytic, numeric, uncertainty))
+    if not (np.isfinite(a).all() and np.isfinite(n).all()) or np.isnan(s).any():
         return math.inf
-    floor = 1e-5 * max(1.0, abs(value))
-    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), floor)
+    m = np.clip(a, n - s, n + s)
+    if np.array_equal(a, m):
+        return 0.0
+    size = max(float(np.abs(a).max()), float(np.abs(m).max()))  # so that no square under- or overflows
+    a, m = a / size, m / size
+    return float(np.linalg.norm(a - m)) / max(float(np.linalg.norm(a)), float(np.linalg.norm(m)))
 
 
-def _central(phi, point: dict, name: str, v, h: float) -> float:
-    """(φ(x + hv) - φ(x - hv)) / 2h, x the point with ``name`` moved along v."""
-    plus = phi({**point, name: point[name] + h * v})
-    minus = phi({**point, name: point[name] - h * v})
-    return (plus - minus) / (2 * h)
+def _typical(x) -> float:
+    """mean |x| (which cannot overflow, unlike the rms), 0 for no entries."""
+    return float(np.mean(np.abs(x))) if np.size(x) else 0.0
 
 
-def _richardson(phi, point: dict, name: str, v, eps: float) -> float:
-    """Central differences at ε and ε/2 combined to cancel the ε² term:
-    (4 D(ε/2) - D(ε)) / 3 = ∂φ/∂v + O(ε⁴).
+def _scales(x: np.ndarray, point_scale: float) -> np.ndarray:
+    """s_i = |x_i|, or the typical size of x (of the point, if x is all
+    negligible) where |x_i| is negligible: below 1e-12 of the point's."""
+    floor = _NEGLIGIBLE * point_scale
+    s = np.array(np.abs(x), dtype=np.float64)
+    small = s <= floor
+    if small.any():
+        typical = _typical(x)
+        s[small] = typical if typical > floor else point_scale
+    return s
 
-    Without it, strongly curved functions (large weights into tanh) leave a
-    truncation error ε²·φ‴/6 big enough to fail a correct gradient.
+
+def _derivative(f, value: float, eps: float) -> tuple[float, float, float]:
+    """R₂, |R₂ - R₁| and the ECnoise of f on the grid t = jε/4, j = -4..4,
+    whose points give the central differences at ε/4, ε/2 and ε
+    (``value`` = f(0))."""
+    quarter = eps / 4
+    values = np.array([value if j == 0 else f(j * quarter) for j in range(-4, 5)])
+    d = [(values[4 + j] - values[4 - j]) / (2 * j * quarter) for j in (4, 2, 1)]
+    r1 = (4 * d[1] - d[0]) / 3
+    r2 = (4 * d[2] - d[1]) / 3
+    return r2, abs(r2 - r1), _ecnoise(values)
+
+
+def _difference_rows() -> tuple[np.ndarray, np.ndarray]:
+    """Rows computing every Δᵏ of 9 values for k in _NOISE_ORDERS, each
+    scaled by (γₖ / its count)^½, so that Σ over k's rows of (row · f)² is
+    γₖ mean (Δᵏ f)²; and the index of each row's k."""
+    eye = np.eye(2 * _NOISE_POINTS + 1)
+    rows, which = [], []
+    for i, k in enumerate(_NOISE_ORDERS):
+        delta = np.diff(eye, k, axis=0)
+        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
+        rows.append(delta * math.sqrt(gamma / len(delta)))
+        which += [i] * len(delta)
+    return np.concatenate(rows), np.array(which)
+
+
+_DIFFERENCES, _ORDER_OF_ROW = _difference_rows()
+
+
+def _ecnoise(values: np.ndarray) -> float:
+    """max over k = 3..6 of (γₖ mean (Δᵏ)²)^½, γₖ = (k!)² / (2k)!, of 9 values."""
+    squares = np.bincount(_ORDER_OF_ROW, (_DIFFERENCES @ values) ** 2)
+    return math.sqrt(float(squares.max()))
+
+
+def _noise(f, value: float, eps: float) -> float | None:
+    """δφ of the module docstring: the rounding noise of ``f`` near 0
+    (``value`` = f(0)); NaN if f is not finite there, None if f does not
+    move at all (see :func:`_onset_step`).
+
+    ECnoise on grids of 9 points whose spacing τ grows 7-fold from ε·2⁻¹⁴
+    to ε/8; δφ is the largest estimate. Several grids, because a quantized
+    φ (a loss of 1e-13 computed as -log of a probability 1 - 1e-13 moves in
+    steps of 1e-16, the spacing of floats near 1) whose smooth change per
+    step happens to be a whole number of steps shows no noise on one grid.
+    A grid where f takes fewer than 5 values is too fine to show the noise:
+    its smallest jump is one step of φ, a floor for δφ.
     """
-    return (4 * _central(phi, point, name, v, eps / 2) - _central(phi, point, name, v, eps)) / 3
+    tau, step, levels = eps * _NOISE_SPACING, 0.0, []
+    while tau <= eps / 8:
+        values = np.array([value if j == 0 else f(j * tau) for j in range(-_NOISE_POINTS, _NOISE_POINTS + 1)])
+        if not np.isfinite(values).all():
+            return math.nan
+        if len(np.unique(values)) > _NOISE_POINTS:
+            levels.append(_ecnoise(values))
+        else:
+            jumps = np.abs(np.diff(values))
+            if (jumps > 0).any():
+                step = max(step, float(jumps[jumps > 0].min()))
+        tau *= _NOISE_GROWTH
+    if not levels and step == 0.0:
+        return None
+    return max(*levels, step, _UNIT_ROUNDOFF * abs(value))
 
 
-def _directional_errors(phi, point: dict, gradient: dict, eps: float, rng, directions: int) -> dict:
-    """Largest projection error per name of ``gradient``; ``phi(point) -> float``."""
-    value = phi(point)
-    errors = {}
-    for name, grad in gradient.items():
-        worst = 0.0
+def _first_move(f, value: float, lo: float, hi: float, exact: bool) -> float | None:
+    """|f(t) - f(0)| at the smallest t in [lo, hi] where f moves (``value``
+    = f(0)), found by bisection of log t to within a factor 2, then, if
+    ``exact``, of t to the last bit; None if f does not move at ``hi``."""
+    moved_hi = f(hi)
+    if moved_hi == value:
+        return None
+    moved_lo = f(lo)
+    if moved_lo != value:
+        return abs(moved_lo - value)
+    while True:
+        mid = math.sqrt(lo * hi) if hi > 2 * lo else (lo + hi) / 2 if exact else lo
+        if mid in (lo, hi):
+            return abs(moved_hi - value)
+        moved = f(mid)
+        if moved == value:
+            lo = mid
+        else:
+            hi, moved_hi = mid, moved
+
+
+def _first_jump(f, value: float, eps: float) -> float:
+    """The first change of f(t) as t grows from 0 to ε/8 (0 if none): the
+    finest step in which φ moves from the point.
+
+    An ulp of φ for a smoothly computed φ, but 1e-16 for a loss of 1e-7
+    computed as -log of a probability 1 - 1e-7, whose floats are 1e-16
+    apart. Such a φ moves in whole steps; when its change per grid step is
+    close to a whole number of them, ECnoise sees no noise at all, and this
+    floor is what bounds the error of a difference quotient.
+    """
+    jump = _first_move(f, value, eps * 2.0**-60, eps / 8, exact=False)
+    return 0.0 if jump is None else jump
+
+
+def _onset_step(f_scaled, f_line, value: float, eps: float) -> float:
+    """The smallest change φ can show, for a φ that no grid around the
+    point moved: the first jump of φ(λx) (``f_scaled(λ)``) as the compared
+    arrays shrink from λ = 1 to 0, or else of ``f_line(t)`` = φ(x + t d)
+    as t grows from ε/8 to 2¹⁰⁰⁰ (as far as floats go), found by bisection
+    to the last bit.
+
+    A classifier so sure of every label that its loss is 0.0 and its
+    gradient 1e-100 moves as its weights shrink, by one step of the floats
+    it rounds to (1e-16 for probabilities near 1); a square of 1e-211 that
+    underflows to 0 moves as its argument grows, by one subnormal. u |φ| if
+    φ moves neither way, or first jumps to inf.
+    """
+    floor = _UNIT_ROUNDOFF * abs(value)
+    for along, lo, hi in ((lambda t: f_scaled(1.0 - t), 2.0**-60, 1.0), (f_line, eps / 8, 2.0**1000)):
+        jump = _first_move(along, value, lo, hi, exact=True)
+        if jump is not None:
+            return max(jump, floor) if math.isfinite(jump) else floor
+    return floor
+
+
+def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value: float, noise: float,
+                eps: float, rng, directions: int) -> tuple:
+    """(analytic, numeric, uncertainty) for one name: its entries, or
+    ``directions`` random projections when it has more than FULL_CHECK_SIZE.
+
+    The noise of a component is the larger of ``noise`` (δφ measured for
+    the whole point) and the ECnoise of its own difference grid, so that
+    rounding that only moving this entry brings out is counted."""
+    if x.size <= FULL_CHECK_SIZE:
+        directions_, scale = [], []
+        for i in range(x.size):
+            d = np.zeros(x.shape)
+            d.flat[i] = s.flat[i]
+            directions_.append(d)
+            scale.append(s.flat[i])
+        analytic = np.ravel(grad)
+    else:
+        directions_ = []
         for _ in range(directions):
-            v = rng.standard_normal(np.shape(point[name]))
-            v /= max(np.linalg.norm(v), 1e-300)
-            with np.errstate(invalid="ignore", over="ignore"):
-                numeric = _richardson(phi, point, name, v, eps)
-                analytic = float(np.vdot(grad, v))
-            worst = max(worst, projection_error(analytic, numeric, value))
-        errors[name] = worst
+            w = rng.standard_normal(x.shape)
+            directions_.append(s * (w / np.linalg.norm(w)))
+        analytic = np.array([np.vdot(grad, d) for d in directions_])
+        scale = [1.0] * directions
+    numeric, sigma = np.empty(len(directions_)), np.empty(len(directions_))
+    for k, (d, c) in enumerate(zip(directions_, scale)):
+        r2, truncation, own_noise = _derivative(phi_along(d), value, eps)
+        numeric[k] = r2 / c
+        sigma[k] = (truncation + NOISE_MARGIN * max(noise, own_noise) / eps) / c
+    return analytic, numeric, sigma
+
+
+def _point_scale(point: Mapping) -> float:
+    """The typical size of the point's float arrays (labels left out), or 1
+    when they are all (almost) zero."""
+    floats = [np.ravel(v) for v in point.values() if np.asarray(v).dtype.kind == "f"]
+    typical = _typical(np.concatenate(floats)) if floats else 0.0
+    return typical if _SMALLEST_SCALE < typical < math.inf else 1.0
+
+
+def _unit_direction(rng, s: np.ndarray) -> np.ndarray:
+    """s ⊙ w / max|w| for w ~ N(0, I): every entry moves, none by more than its scale."""
+    w = rng.standard_normal(s.shape)
+    return s * w / max(float(np.abs(w).max(initial=0.0)), 1e-300)
+
+
+def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed: int) -> dict:
+    """Error per name of ``grads``; ``phi(point) -> float`` is the scalar differenced.
+
+    δφ is measured once along a random direction that moves every name of
+    ``grads`` at once, so that a param whose own effect on φ is below φ's
+    rounding (a saturated layer) still sees the noise the others reveal;
+    each name adds the finest step of φ along a direction of its own, and
+    each component the noise of its own difference grid.
+    """
+    rng = np.random.default_rng(seed)
+    with np.errstate(all="ignore"):
+        value = phi(point)
+        if not (math.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())):
+            return {k: math.inf for k in grads}
+        point_scale = _point_scale(point)
+        xs = {k: np.asarray(point[k]) for k in grads}
+        scales = {k: _scales(x, point_scale) for k, x in xs.items()}
+        joint = {k: _unit_direction(rng, s) for k, s in scales.items()}
+
+        def along_joint(t):
+            return phi({**point, **{k: xs[k] + t * d for k, d in joint.items()}})
+
+        def scaled(lam):
+            return phi({**point, **{k: lam * x for k, x in xs.items()}})
+
+        noise = _noise(along_joint, value, eps)
+        if noise is None:
+            noise = _onset_step(scaled, along_joint, value, eps)
+        if math.isnan(noise):  # φ is not finite right next to the point
+            return {k: math.inf for k in grads}
+        noise = max(noise, _first_jump(along_joint, value, eps))
+        errors = {}
+        for name, grad in grads.items():
+            x = xs[name]
+
+            def along(d, name=name, x=x):
+                return lambda t: phi({**point, name: x + t * d})
+
+            own = max(noise, _first_jump(along(_unit_direction(rng, scales[name])), value, eps))
+            errors[name] = gradient_error(*_components(along, x, scales[name], grad, value, own, eps, rng, directions))
     return errors
 
 
-def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "objective",
-                eps: float = 1e-6, tolerance: float = DEFAULT_TOLERANCE, wrt=None,
-                directions: int = 3, seed: int = 0) -> GradCheckReport:
-    """Compare ``value_and_grad(g, output)`` with central differences of the whole graph.
+def _check_settings(eps, tolerance, directions) -> None:
+    if isinstance(eps, bool) or not (isinstance(eps, numbers.Real) and 0 < eps < 1):
+        raise ValueError(f"eps must be a relative step in (0, 1), got {eps!r}")
+    if isinstance(tolerance, bool) or not (isinstance(tolerance, numbers.Real) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    if isinstance(directions, bool) or not (isinstance(directions, numbers.Integral) and directions >= 1):
+        raise ValueError(f"directions must be an integer >= 1, got {directions!r}")
 
-    For each param (or name in ``wrt``), ``directions`` random unit
-    directions; the report holds the largest error per name. The
-    assignment's ``test_ComputationGraphFunction``, without its flakiness.
+
+def _report(errors: dict, tolerance: float) -> GradCheckReport:
+    worst = max(errors.values(), default=0.0)
+    return GradCheckReport(ok=worst <= tolerance, max_rel_error=worst, errors=errors, tolerance=tolerance)
+
+
+def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = None, output: str = "objective",
+                  eps: float = 1e-5, tolerance: float = DEFAULT_TOLERANCE, directions: int = 3,
+                  seed: int = 0) -> GradCheckReport:
+    """Compare a given gradient dict with central differences of output ``output``.
+
+    ``grads`` maps param (or float data input) names to claimed values of
+    ∂output/∂name, each in that name's shape; the report holds the error of
+    the module docstring per name. :func:`check_grads` is this function
+    applied to ``value_and_grad``'s gradients; called directly, it checks
+    gradients computed any other way (or deliberately wrong ones, to test
+    the check). ``eps`` is the relative step.
     """
-    value_and_grad_fn = value_and_grad(g, output, wrt)
-    _, grads = value_and_grad_fn(params, data)
+    _check_settings(eps, tolerance, directions)
+    if not isinstance(g, Graph):
+        raise TypeError(f"expected an fgraph Graph (from fgraph.graph(...)), got {type(g).__name__}")
+    if not isinstance(output, str) or output not in g.outputs:
+        raise GraphError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
+    node = g.outputs[output]
+    if node.shape != () or node.batched:
+        raise ShapeError(f"output {output!r} is not a scalar (per-example shape {node.shape}"
+                         f"{', batched' if node.batched else ''}): its gradient is not defined")
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"grads must be a mapping of names to arrays, got {type(grads).__name__}")
     program = g.programs[output]
     p = validate.params(g, params, program.param_names)
     d, _ = validate.data(g, data, program.input_names)
     point = {**p, **d}
+    for name, grad in grads.items():
+        if name not in point or name in g.labels:
+            raise ValueError(
+                f"a gradient is given for {name!r}, which output {output!r} does not read as a param"
+                f" or float input (it reads {sorted(k for k in point if k not in g.labels)})"
+            )
+        if np.shape(grad) != np.shape(point[name]):
+            raise ShapeError(f"the gradient of {name!r} has shape {np.shape(grad)}; {name!r} has shape {np.shape(point[name])}")
+    grads = {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}
 
     def phi(pt):
         return float(program.forward(pt, pt))
 
-    with np.errstate(all="ignore"):
-        errors = _directional_errors(phi, point, grads, eps, np.random.default_rng(seed), directions)
-    worst = max(errors.values(), default=0.0)
-    return GradCheckReport(ok=worst <= tolerance, max_rel_error=worst, errors=errors, tolerance=tolerance)
+    return _report(_errors(phi, point, grads, eps, directions, seed), tolerance)
+
+
+def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "objective",
+                eps: float = 1e-5, tolerance: float = DEFAULT_TOLERANCE, wrt=None,
+                directions: int = 3, seed: int = 0) -> GradCheckReport:
+    """Compare ``value_and_grad(g, output, wrt)`` with central differences of the whole graph.
+
+    Every param (or name in ``wrt``) is compared with the error of the
+    module docstring: its whole gradient, or ``directions`` random
+    projections for a param of more than :data:`FULL_CHECK_SIZE` entries;
+    ``eps`` is the relative step and ``seed`` seeds the random directions.
+    The assignment's ``test_ComputationGraphFunction``, without its
+    flakiness: scale-free, and never failing a right gradient for rounding
+    noise.
+    """
+    _check_settings(eps, tolerance, directions)
+    _, grads = value_and_grad(g, output, wrt)(params, data)
+    return compare_grads(g, grads, params, data, output, eps=eps, tolerance=tolerance,
+                         directions=directions, seed=seed)
 
 
 def _leaves(arrays, batched) -> tuple[list, dict, dict]:
@@ -138,32 +457,41 @@ def _leaves(arrays, batched) -> tuple[list, dict, dict]:
     return nodes, params, data
 
 
-def check_op(builder, *arrays, eps: float = 1e-6, batched=False, directions: int = 3, seed: int = 0) -> float:
+def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int = 3, seed: int = 0) -> float:
     """Largest error between an op's VJP and central differences (the assignment's
-    ``test_node_backward``).
+    ``test_node_backward``); compare it with :data:`DEFAULT_TOLERANCE`.
 
     ``builder(*nodes) -> node`` builds the op; ``arrays`` are its argument
     values. Float arrays are differentiated, integer arrays are labels.
     ``batched`` (one flag, or one per argument) says which arrays carry a
     leading batch axis. A random cotangent u of the output's shape turns the
-    op into the scalar ⟨u, op(args)⟩, checked as in :func:`check_grads`.
+    op into the scalar φ = ⟨u, op(args)⟩, whose gradient, the VJP of u, is
+    checked per argument with the error of the module docstring (the whole
+    gradient of an argument of at most :data:`FULL_CHECK_SIZE` entries).
+    A VJP whose result does not have its argument's shape is a
+    ``ShapeError`` naming the argument.
     """
+    _check_settings(eps, 0.0, directions)
     nodes, params, data = _leaves(arrays, batched)
     out = builder(*nodes)
     if not isinstance(out, Node):
         raise TypeError(f"the builder must return a Node, got {type(out).__name__}")
     g = graph(out=out)
-    rng = np.random.default_rng(seed)
     program = g.programs["out"]
     names = [n.name for n in nodes if n.name not in g.labels]
     point = {**params, **data}
     value = program.forward(point, point)
-    u = rng.standard_normal(np.shape(value))
+    u = np.random.default_rng([seed, 1]).standard_normal(np.shape(value))
     grads = backward(g, params, data, output="out", cotangent=u, wrt=names)
+    for i, name in enumerate(n.name for n in nodes):
+        if name in grads and np.shape(grads[name]) != np.shape(point[name]):
+            raise ShapeError(
+                f"the VJP of argument {i} returned shape {np.shape(grads[name])};"
+                f" the argument has shape {np.shape(point[name])}"
+            )
 
     def phi(pt):
         return float(np.vdot(u, program.forward(pt, pt)))
 
-    with np.errstate(all="ignore"):
-        errors = _directional_errors(phi, point, grads, eps, rng, directions)
+    errors = _errors(phi, point, grads, eps, directions, seed)
     return max(errors.values(), default=0.0)

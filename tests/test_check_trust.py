@@ -1,0 +1,275 @@
+"""The gradient checks can be trusted: they never fail a right gradient
+(saturated and confident networks, probabilities near 0, tiny objectives)
+and never pass a wrong one (a VJP off by 1 %, a sign flip, a dropped
+contribution), whatever the scale of the data.
+
+Faults are injected with users' primitives only (``Primitive`` + ``apply``),
+so these tests run against any version of the checks. Under the thorough
+profile (``pytest --hypothesis-profile=thorough``) or with
+``FGRAPH_THOROUGH=1`` the loops run 10,000 networks for false failures and
+200 networks per scale for detection; the default profile runs a few
+hundred and a dozen.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+import fgraph as fg
+from fgraph.check import DEFAULT_TOLERANCE
+from fgraph.ops import Primitive, apply, same_shape
+
+THOROUGH = settings().max_examples >= 1000 or os.environ.get("FGRAPH_THOROUGH", "") not in ("", "0")
+FALSE_FAILURE_CASES = 10_000 if THOROUGH else 400
+DETECTION_CASES = 200 if THOROUGH else 12
+SCALES = (1e-5, 1e-3, 1.0, 1e3, 1e5)
+
+
+# ------------------------------------------------------- users' primitives
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# nll of this softmax stays the literal (unfused) composition: -log of a
+# probability that rounds to the spacing of floats near 1.
+USER_SOFTMAX = Primitive(
+    "user_softmax",
+    forward=_softmax,
+    vjps=(lambda g, out, z: out * (g - (g * out).sum(axis=-1, keepdims=True)),),
+    shape=same_shape,
+)
+TANH_OFF_1PCT = Primitive(
+    "tanh_off_1pct",
+    forward=lambda a: np.tanh(a),
+    vjps=(lambda g, out, a: 1.01 * (g - g * out * out),),
+    shape=same_shape,
+)
+CUBE_OFF_1PCT = Primitive("cube_off_1pct", forward=lambda a: a**3, vjps=(lambda g, out, a: 1.01 * 3 * g * a * a,), shape=same_shape)
+SQUARE_SIGN_FLIPPED = Primitive("square_flipped", forward=lambda a: a * a, vjps=(lambda g, out, a: -2 * g * a,), shape=same_shape)
+NLL_OFF_1PCT = Primitive(
+    "nll_off_1pct",
+    forward=lambda p, y: -np.log(p[y]),
+    vjps=(lambda g, out, p, y: 1.01 * np.where(np.arange(p.shape[-1]) == y, -g / p[y], 0.0), None),
+    shape=lambda p, y: (),
+    label_arg=1,
+)
+
+
+def _tap_vjp(g, out, w, entry, factor):
+    c = np.array(g, dtype=np.float64)
+    if entry < 0:
+        return factor * c
+    c.flat[entry] *= factor
+    return c
+
+
+# The identity, whose VJP multiplies the cotangent (or one entry of it) by a
+# factor: put on a param, it makes that param's gradient wrong in a known way.
+TAP = Primitive("tap", forward=lambda w, entry, factor: w, vjps=(_tap_vjp,), shape=same_shape)
+# The identity whose VJP drops the cotangent: a use of a shared param whose
+# contribution to the gradient is lost.
+DROP = Primitive("drop", forward=lambda w: w, vjps=(lambda g, out, w: np.zeros(np.shape(w)),), shape=same_shape)
+
+
+# ------------------------------------------------------------------ networks
+
+
+def network(kind: str, activation=fg.tanh, tap_W1=None, tap_out=None, drop_l2=None, objective_scale=1.0):
+    """A 3-4-3 classifier (``kind`` "nll", "sce" or "user": nll of a user's
+    softmax) or a 3-4-1 regression ("reg"), tanh hidden layer.
+
+    ``tap_W1``/``tap_out`` = (entry, factor) puts :data:`TAP` on W1 / on the
+    output weights; ``drop_l2`` = λ adds λ‖W1‖² through :data:`DROP`;
+    ``objective_scale`` multiplies the objective.
+    """
+    x, y = fg.input("x", (3,)), fg.input("y")
+    W1, b1 = fg.param("W1", (4, 3)), fg.param("b1", (4,))
+    W1_used = W1 if tap_W1 is None else apply(TAP, W1, entry=tap_W1[0], factor=tap_W1[1])
+    h = activation(fg.affine(W1_used, x, b1))
+    if kind == "reg":
+        w2, b2 = fg.param("w2", (4,)), fg.param("b2")
+        w2_used = w2 if tap_out is None else apply(TAP, w2, entry=tap_out[0], factor=tap_out[1])
+        J = fg.squared_l2_distance(fg.vector_scalar_affine(h, w2_used, b2), y)
+    else:
+        W2, b2 = fg.param("W2", (3, 4)), fg.param("b2", (3,))
+        W2_used = W2 if tap_out is None else apply(TAP, W2, entry=tap_out[0], factor=tap_out[1])
+        z = fg.affine(W2_used, h, b2)
+        J = {
+            "nll": lambda: fg.nll(fg.softmax(z), y),
+            "sce": lambda: fg.softmax_cross_entropy(z, y),
+            "user": lambda: fg.nll(apply(USER_SOFTMAX, z), y),
+        }[kind]()
+    if drop_l2 is not None:
+        J = fg.add(J, fg.l2_norm_penalty(apply(DROP, W1), drop_l2))
+    if objective_scale != 1.0:
+        J = fg.scale(J, objective_scale)
+    return fg.graph(objective=J)
+
+
+KINDS = ("nll", "sce", "user", "reg")
+GRAPHS = {kind: network(kind) for kind in KINDS}
+
+
+def saturated_case(seed: int):
+    """Case ``seed`` of the false-failure family: W1 ~ 6·N(0,1), output
+    weights ~ c·N(0,1) with c in [3, 6], random inputs and labels, one
+    example or a batch of 1..5 (the draws that used to fail a right gradient
+    about once in 250)."""
+    rng = np.random.default_rng([seed, 2024])
+    kind = KINDS[seed % len(KINDS)]
+    batch = (None, 1, 2, 3, 5)[rng.integers(5)]
+    lead = () if batch is None else (batch,)
+    params = {"W1": 6 * rng.standard_normal((4, 3)), "b1": rng.standard_normal(4)}
+    c = rng.uniform(3, 6)
+    if kind == "reg":
+        params |= {"w2": c * rng.standard_normal(4), "b2": rng.standard_normal(())}
+        data = {"x": rng.standard_normal(lead + (3,)), "y": rng.standard_normal(lead)}
+    else:
+        params |= {"W2": c * rng.standard_normal((3, 4)), "b2": rng.standard_normal(3)}
+        data = {"x": rng.standard_normal(lead + (3,)), "y": rng.integers(0, 3, lead)}
+    return kind, params, data
+
+
+def moderate_case(seed: int, scale: float):
+    """A network whose gradients are resolvable, at overall scale ``scale``:
+    inputs × scale and W1 ÷ scale (the same function, W1's gradient × scale)."""
+    rng = np.random.default_rng([seed, 99])
+    kind = KINDS[seed % len(KINDS)]
+    lead = ((), (1,), (3,))[rng.integers(3)]
+    params = {"W1": rng.standard_normal((4, 3)) / scale, "b1": rng.standard_normal(4)}
+    if kind == "reg":
+        params |= {"w2": rng.standard_normal(4), "b2": rng.standard_normal(())}
+        data = {"y": rng.standard_normal(lead)}
+    else:
+        params |= {"W2": rng.standard_normal((3, 4)), "b2": rng.standard_normal(3)}
+        data = {"y": rng.integers(0, 3, lead)}
+    data["x"] = scale * rng.standard_normal(lead + (3,))
+    return kind, params, data
+
+
+def _out(kind: str) -> str:
+    return "w2" if kind == "reg" else "W2"
+
+
+# ---------------------------------------------------- no false failures
+
+
+# Draws of saturated_case that the check with a fixed absolute floor failed
+# (rounding noise above the floor), kept in every run.
+FORMERLY_FAILING = (130, 224, 657, 1151, 1814, 1950, 1980, 1995)
+
+
+def test_right_gradients_of_saturated_and_confident_networks_always_pass():
+    seeds = sorted(set(range(FALSE_FAILURE_CASES)) | set(FORMERLY_FAILING))
+    failures = []
+    for seed in seeds:
+        kind, params, data = saturated_case(seed)
+        report = fg.check_grads(GRAPHS[kind], params, data, seed=seed)
+        if not report.ok:
+            failures.append((seed, kind, report.errors))
+    assert not failures, f"{len(failures)} false failures in {len(seeds)} networks, e.g. {failures[:3]}"
+
+
+def test_nll_right_next_to_a_zero_probability_passes_and_still_sees_a_1pct_error():
+    p, y = np.array([1 - 1e-6, 1e-6]), np.array(1)
+    assert fg.check_op(fg.nll, p, y) <= DEFAULT_TOLERANCE
+    assert fg.check_op(fg.nll, np.array([1 - 1e-12, 1e-12]), y) <= DEFAULT_TOLERANCE
+    assert fg.check_op(lambda p_, y_: apply(NLL_OFF_1PCT, p_, y_), p, y) > DEFAULT_TOLERANCE
+
+
+# ------------------------------------------------------ wrong ones caught
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_a_vjp_off_by_1pct_is_caught_at_every_scale(scale):
+    rng = np.random.default_rng(int(np.log10(scale)) + 10)
+    for _ in range(DETECTION_CASES):
+        a = scale * rng.standard_normal(int(rng.integers(1, 6)))
+        assert fg.check_op(lambda x: apply(CUBE_OFF_1PCT, x), a) > DEFAULT_TOLERANCE
+    graphs = {k: network(k, activation=lambda n: apply(TANH_OFF_1PCT, n), objective_scale=scale) for k in KINDS}
+    for seed in range(DETECTION_CASES):
+        kind, params, data = moderate_case(seed, scale)
+        report = fg.check_grads(graphs[kind], params, data, seed=seed)
+        assert report.errors["W1"] > DEFAULT_TOLERANCE and report.errors["b1"] > DEFAULT_TOLERANCE, (seed, report)
+
+
+@pytest.mark.parametrize("which", ["W1", "output weights"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_a_sign_flip_of_a_whole_gradient_is_caught_at_every_scale(scale, which):
+    tap = {"tap_W1": (-1, -1.0)} if which == "W1" else {"tap_out": (-1, -1.0)}
+    graphs = {k: network(k, objective_scale=scale, **tap) for k in KINDS}
+    for seed in range(DETECTION_CASES):
+        kind, params, data = moderate_case(seed, scale)
+        report = fg.check_grads(graphs[kind], params, data, seed=seed)
+        assert report.errors["W1" if which == "W1" else _out(kind)] > DEFAULT_TOLERANCE, (seed, report)
+
+
+def _smallest_entry_with_1pct(grad) -> int:
+    """The entry of ``grad`` with the smallest share of its norm that is still ≥ 1 %."""
+    share = np.abs(np.ravel(grad)) / np.linalg.norm(grad)
+    big = np.flatnonzero(share >= 0.01)
+    return int(big[np.argmin(share[big])])
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_a_sign_flip_of_one_entry_with_1pct_of_the_norm_is_caught_at_every_scale(scale):
+    for seed in range(DETECTION_CASES):
+        kind, params, data = moderate_case(seed, scale)
+        g = network(kind, objective_scale=scale)
+        entry = _smallest_entry_with_1pct(fg.grad(g)(params, data)["W1"])
+        report = fg.check_grads(network(kind, tap_W1=(entry, -1.0), objective_scale=scale), params, data, seed=seed)
+        assert report.errors["W1"] > DEFAULT_TOLERANCE, (seed, entry, report)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_a_dropped_contribution_of_a_shared_param_with_1pct_of_the_norm_is_caught_at_every_scale(scale):
+    for seed in range(DETECTION_CASES):
+        kind, params, data = moderate_case(seed, scale)
+        # W1 is read twice: by the network and by a penalty λ‖W1‖² whose
+        # gradient 2λW1 is dropped; λ makes it 1.02 % of the loss's gradient,
+        # so at least 1 % of the true gradient.
+        loss_grad = fg.grad(network(kind))(params, data)["W1"]
+        lam = 0.0102 * np.linalg.norm(loss_grad) / np.linalg.norm(2 * params["W1"])
+        g = network(kind, drop_l2=lam, objective_scale=scale)
+        report = fg.check_grads(g, params, data, seed=seed)
+        assert report.errors["W1"] > DEFAULT_TOLERANCE, (seed, report)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_a_sign_flip_is_caught_on_an_objective_of_1e_10(scale):
+    x = fg.param("x", (5,))
+    g = fg.graph(objective=fg.scale(fg.sum(apply(SQUARE_SIGN_FLIPPED, x)), 1e-10 / scale**2))
+    rng = np.random.default_rng(3)
+    for seed in range(DETECTION_CASES):
+        params = {"x": scale * rng.standard_normal(5)}
+        value, _ = fg.value_and_grad(g)(params)
+        assert 1e-12 < value < 1e-8
+        assert not fg.check_grads(g, params, seed=seed).ok
+        assert fg.check_op(lambda n: fg.scale(fg.sum(apply(SQUARE_SIGN_FLIPPED, n)), 1e-10 / scale**2), params["x"]) > DEFAULT_TOLERANCE
+
+
+@pytest.mark.parametrize("scale", (1e-5, 1.0, 1e5))
+def test_large_params_checked_by_projections_still_catch_1pct_errors(scale):
+    # W has 20 × 20 = 400 entries: more than are compared one by one.
+    rng = np.random.default_rng(11)
+    W, v, x = fg.param("W", (20, 20)), fg.param("v", (20,)), fg.input("x", (20,))
+
+    def objective(activation=fg.tanh, W_used=W):
+        return fg.graph(objective=fg.scale(fg.mean(fg.mul(activation(fg.affine(W_used, x, v)), v)), scale))
+
+    right, off = objective(), objective(activation=lambda n: apply(TANH_OFF_1PCT, n))
+    for seed in range(DETECTION_CASES):
+        params = {"W": rng.standard_normal((20, 20)) / (5 * scale), "v": rng.standard_normal(20)}
+        data = {"x": scale * rng.standard_normal((3, 20))}
+        assert fg.check_grads(right, params, data, seed=seed).ok
+        assert fg.check_grads(off, params, data, seed=seed).errors["W"] > DEFAULT_TOLERANCE
+        entry = _smallest_entry_with_1pct(fg.grad(right)(params, data)["W"])
+        flipped = objective(W_used=apply(TAP, W, entry=entry, factor=-1.0))
+        assert fg.check_grads(flipped, params, data, seed=seed).errors["W"] > DEFAULT_TOLERANCE
