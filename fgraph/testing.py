@@ -10,6 +10,10 @@ own, in a few lines::
     def test_cube(a):
         assert_grads_match(lambda x: fgraph.apply(cube, x), a)
 
+:func:`assert_grads_match` checks the op on one example and on a batch, so
+a forward rule that ignores the batch axis or a VJP of the wrong shape
+fails too, with a message that says which.
+
 This module imports hypothesis; ``import fgraph`` does not import it.
 """
 
@@ -20,7 +24,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fgraph
-from fgraph.check import DEFAULT_TOLERANCE, check_op
+from fgraph import check
+from fgraph.check import DEFAULT_TOLERANCE
+from fgraph.errors import GraphError, ShapeError
 
 
 def shapes(min_dims: int = 0, max_dims: int = 2, min_side: int = 1, max_side: int = 4) -> st.SearchStrategy:
@@ -56,17 +62,145 @@ def batch_sizes(max_size: int = 4) -> st.SearchStrategy:
     return st.integers(1, max_size)
 
 
-def assert_grads_match(builder, *arrays_, batched=False, tolerance: float = DEFAULT_TOLERANCE, eps: float = 1e-6) -> float:
-    """Assert that the op built by ``builder`` has VJPs matching central differences.
+def _flags(batched, count: int) -> tuple:
+    """One bool per array, from one flag or a sequence of them."""
+    flags = (batched,) * count if isinstance(batched, bool) else tuple(batched)
+    if len(flags) != count or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+        raise ValueError(f"batched must be one bool or one bool per array ({count} arrays), got {batched!r}")
+    return tuple(bool(f) for f in flags)
 
-    See :func:`fgraph.check.check_op` for ``batched`` and the error measure;
-    returns the error so a test can report it.
-    """
-    error = check_op(builder, *arrays_, batched=batched, eps=eps)
-    assert error <= tolerance, (
-        f"VJP and central differences disagree: error {error:.3g} > {tolerance:g}"
-        f" for argument shapes {[np.shape(a) for a in arrays_]} (batched={batched})"
+
+def _builds(builder, arrays_, flags) -> bool:
+    """Whether the builder accepts these arguments with these batch flags
+    (an op may refuse a batch axis on some arguments: the weights of affine)."""
+    try:
+        builder(*check._leaves(arrays_, flags)[0])
+    except (ShapeError, GraphError):
+        return False
+    return True
+
+
+def _stack(arr: np.ndarray, size: int) -> np.ndarray:
+    """``size`` copies of ``arr`` on a new leading axis, float ones scaled by
+    1, 1 + 1/16, 1 - 1/16, …: distinct examples (an op that mixes them up
+    shows it), the sign of every entry kept (no kink at 0 crossed)."""
+    if arr.dtype.kind in "iu":
+        return np.stack([arr] * size)
+    factors = [1 + (k + 1) // 2 * (-1) ** (k + 1) / 16 for k in range(size)]
+    return np.stack([arr * f for f in factors])
+
+
+def _batch_of(builder, arrays_, size: int):
+    """Arguments with a batch of ``size`` examples built from unbatched
+    ``arrays_``, and their flags: every argument that may carry the batch
+    axis gets one (label arrays with the others); None if none may."""
+    labels_ = [a.dtype.kind in "iu" for a in arrays_]
+    floats = [i for i, is_label in enumerate(labels_) if not is_label]
+
+    def flags_for(chosen):
+        return tuple(is_label or i in chosen for i, is_label in enumerate(labels_))
+
+    def batch(chosen):
+        flags = flags_for(chosen)
+        return [_stack(a, size) if f else a for a, f in zip(arrays_, flags)], flags
+
+    if floats and _builds(builder, *batch(set(floats))):
+        return batch(set(floats))
+    allowed = {i for i in floats if _builds(builder, *batch({i}))}
+    if len(allowed) > 1 and not _builds(builder, *batch(allowed)):
+        allowed = {min(allowed)}
+    return batch(allowed) if allowed else None
+
+
+def _example(arrays_, flags, b: int) -> list:
+    """Example ``b`` of the batched arrays, with the unbatched ones."""
+    return [a[b] if f else a for a, f in zip(arrays_, flags)]
+
+
+def _value(builder, arrays_, flags):
+    """(output node, value) of the op on these arguments."""
+    nodes, params, data = check._leaves(arrays_, flags)
+    g = fgraph.graph(out=builder(*nodes))
+    return g.outputs["out"], np.asarray(fgraph.forward(g, params, data)["out"])
+
+
+def _check_batch_values(builder, arrays_, flags, where: str) -> None:
+    """The batched value has the batch axis and equals the examples' values stacked."""
+    size = next(np.shape(a)[0] for a, f in zip(arrays_, flags) if f)
+    out, value = _value(builder, arrays_, flags)
+    expected = ((size,) if out.batched else ()) + out.shape
+    assert value.shape == expected, (
+        f"the op ignores the batch axis: on {where} its value has shape {value.shape}, expected {expected}"
+        f" (per-example shape {out.shape}{', with the batch axis' if out.batched else ''})"
     )
+    if not out.batched:  # a reduction over the batch (a loss, a sum): nothing to stack
+        return
+    for b in range(size):
+        single = _value(builder, _example(arrays_, flags, b), (False,) * len(flags))[1]
+        if not np.allclose(value[b], single, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(single).max(initial=0)))):
+            raise AssertionError(
+                f"the op mixes up the examples of a batch: on {where}, example {b} of the batched value"
+                f" is {value[b]!r}, but that example alone gives {single!r}"
+            )
+
+
+def _check_op(builder, arrays_, flags, tolerance: float, eps: float, where: str) -> float:
+    """check_op's error, asserted to be within ``tolerance``."""
+    error = check.check_op(builder, *arrays_, batched=flags, eps=eps)
+    assert error <= tolerance, (
+        f"VJP and central differences disagree on {where}: error {error:.3g} > {tolerance:g}"
+        f" for argument shapes {[np.shape(a) for a in arrays_]} (batched={list(flags)})"
+    )
+    return error
+
+
+def _run(step, where: str):
+    """``step()``, with any error other than a failed assertion reported
+    as one that says where it happened."""
+    try:
+        return step()
+    except AssertionError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any error of a user's rule is a finding to report
+        raise AssertionError(f"the op fails on {where}: {type(err).__name__}: {err}") from err
+
+
+def assert_grads_match(builder, *arrays_, batched=False, tolerance: float = DEFAULT_TOLERANCE,
+                       eps: float = 1e-5, batch_size: int | None = 3) -> float:
+    """Assert that the op built by ``builder`` is right one example at a time
+    and on a batch; return the largest error (:func:`fgraph.check.check_op`).
+
+    ``batched`` (one flag, or one per array) says which arrays carry a
+    leading batch axis, as in :func:`~fgraph.check.check_op`. Both ways of
+    calling the op are checked:
+
+    - one example: the arrays as given, or, for batched ones, their first
+      example; the VJPs must match central differences;
+    - a batch: the batched arrays as given, or, when none is batched, a batch
+      of ``batch_size`` examples made of scaled copies of every array that may
+      carry a batch axis (labels repeated). The value must have the batch
+      axis and equal the examples' values stacked (unless the op reduces
+      the batch, as losses do), every VJP must return its argument's shape,
+      and the VJPs must match central differences.
+
+    A failure is an ``AssertionError`` that names the problem: a VJP that
+    disagrees with central differences, or, on the batch, a forward rule
+    that ignores the batch axis or mixes up the examples, a VJP of the wrong
+    shape, or any error a rule raises. ``batch_size=None`` leaves out the
+    batch that would be made from unbatched arrays.
+    """
+    arrays_ = tuple(np.asarray(a) for a in arrays_)
+    flags = _flags(batched, len(arrays_))
+    if any(flags):
+        single, batch = _example(arrays_, flags, 0), (arrays_, flags)
+    else:
+        single = arrays_
+        batch = None if batch_size is None else _batch_of(builder, arrays_, batch_size)
+    error = _check_op(builder, single, (False,) * len(arrays_), tolerance, eps, "one example")
+    if batch is not None:
+        where = f"a batch of {np.shape(next(a for a, f in zip(*batch) if f))[0]}"
+        _run(lambda: _check_batch_values(builder, *batch, where), where)
+        error = max(error, _run(lambda: _check_op(builder, *batch, tolerance, eps, where), where))
     return error
 
 

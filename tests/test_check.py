@@ -1,5 +1,6 @@
 """The gradient checks: they catch wrong and NaN gradients, and do not cry wolf
-on correct ones, including saturated units with near-zero gradients.
+on correct ones, including saturated units with near-zero gradients; users'
+ops are checked one example at a time and on a batch.
 
 (tests/test_check_trust.py measures both kinds of error rate at scale.)"""
 
@@ -137,3 +138,56 @@ def test_nan_anywhere_fails():
     nan_near = Primitive("log", forward=lambda a: np.log(a - 1.0), vjps=(lambda g, out, a: g / (a - 1.0),), shape=same_shape)
     assert fg.check_op(lambda x: apply(nan_near, x), np.array([1.0 + 1e-7, 2.0])) == math.inf  # steps cross the pole
 
+
+# ------------------------------------------- assert_grads_match on a batch
+
+
+def _per_example_scale_by_first(g, out, a):
+    # d(a·a₀)/da = a₀ I + e₀ aᵀ, for one example (a 1-D vector)
+    grad = g * a[0]
+    grad[0] += np.dot(g, a)
+    return grad
+
+
+ROW_SUM = Primitive("row_sum", forward=lambda a: a.sum(), vjps=(lambda g, out, a: np.full(a.shape, g),), shape=lambda a: ())
+# a[0] is the first entry of one example, but the first example of a batch
+SCALE_BY_FIRST = Primitive("scale_by_first", forward=lambda a: a * a[0], vjps=(_per_example_scale_by_first,), shape=same_shape)
+# right for one example; on a batch, the cotangent is summed over the examples
+SQUARE_SUMMING_THE_BATCH = Primitive(
+    "square",
+    forward=lambda a: a * a,
+    vjps=(lambda g, out, a: (2 * g * a).reshape(-1, a.shape[-1]).sum(0) if a.ndim > 1 else 2 * g * a,),
+    shape=same_shape,
+)
+VECTOR = np.array([0.5, -1.2, 2.0])
+
+
+@pytest.mark.parametrize("prim", [ROW_SUM, SCALE_BY_FIRST, SQUARE_SUMMING_THE_BATCH], ids=lambda p: p.name)
+def test_each_of_these_ops_is_right_on_one_example(prim):
+    assert assert_grads_match(lambda x: apply(prim, x), VECTOR, batch_size=None) <= DEFAULT_TOLERANCE
+
+
+def test_an_op_whose_forward_ignores_the_batch_axis_fails_naming_the_shapes():
+    with pytest.raises(AssertionError, match=r"batch of 3.*shape \(\), expected \(3,\)"):
+        assert_grads_match(lambda x: apply(ROW_SUM, x), VECTOR)
+
+
+def test_an_op_that_mixes_up_the_examples_of_a_batch_fails_naming_the_example():
+    with pytest.raises(AssertionError, match=r"mixes up the examples.*example \d of the batched value"):
+        assert_grads_match(lambda x: apply(SCALE_BY_FIRST, x), VECTOR)
+    batch = np.stack([VECTOR, -VECTOR, 2 * VECTOR])  # the same, with a batch given by the caller
+    with pytest.raises(AssertionError, match="mixes up the examples"):
+        assert_grads_match(lambda x: apply(SCALE_BY_FIRST, x), batch, batched=True)
+
+
+def test_a_vjp_of_the_wrong_shape_on_a_batch_fails_naming_the_argument():
+    with pytest.raises(AssertionError, match=r"VJP of argument 0.*shape \(3,\)"):
+        assert_grads_match(lambda x: apply(SQUARE_SUMMING_THE_BATCH, x), VECTOR)
+
+
+def test_the_batch_goes_on_every_argument_that_may_carry_it():
+    # affine refuses a batch axis on W and b: the batch goes on x alone; nll batches its labels too.
+    W, x, b = np.arange(6.0).reshape(2, 3) / 7, np.array([0.3, -0.2, 0.9]), np.array([0.1, -0.5])
+    assert assert_grads_match(fg.affine, W, x, b) <= DEFAULT_TOLERANCE
+    assert assert_grads_match(fg.nll, np.array([0.2, 0.7, 0.1]), np.array(1)) <= DEFAULT_TOLERANCE
+    assert assert_grads_match(lambda w: fg.l2_norm_penalty(w, 0.5), VECTOR) <= DEFAULT_TOLERANCE  # no batch possible
