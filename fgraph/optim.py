@@ -6,14 +6,15 @@ An :class:`Optimizer` is two pure functions::
     updates, state = opt.update(grads, state, params)
     params = apply_updates(params, updates)           # θ ← θ + u, key by key
 
-``opt.step(grads, state, params) -> (params, state)`` does both at once; it is
-the hot path of training (one call per SGD step, from a fold), so
-:func:`sgd`, :func:`momentum`, :func:`adam` and :func:`chain` supply a *fused*
-step that makes one dict comprehension per param dict and no ``updates``
-dict. A fused step performs exactly the floating-point operations of
-``apply_updates(params, update(...))`` in the same order, so the two are
-bit-identical (``θ - lr·x`` and ``θ + (-lr)·x`` round alike: IEEE subtraction
-is addition of the negation, and negation is exact).
+and nothing else: each optimiser is written once, as its ``update``.
+``opt.step(grads, state, params)`` is the last two lines in one call, for
+loops written by hand. Training does not call it: :func:`fgraph.train.fit`
+asks a private module for the fastest step it can derive from the
+optimiser (for a fixed linear scaling u = s·g, declared as
+``linear_scale``, backpropagation seeded with s; otherwise ``update``
+followed by θ + u), with the same bits as ``update`` + ``apply_updates``.
+Adding an optimiser means writing one function that returns
+``Optimizer(init, update, name=...)``.
 
 Composition. Every optimiser is also a *gradient transformation*: whatever
 its ``update`` returns can be fed to the next one as if it were a gradient.
@@ -56,37 +57,27 @@ __all__ = [
 
 @attrs.frozen(eq=False, repr=False)
 class Optimizer:
-    """A gradient transformation: a frozen pair of pure functions.
+    """A gradient transformation: a frozen pair of pure functions, and a name.
 
     - ``init(params) -> state``
     - ``update(grads, state, params) -> (updates, state)``
-    - ``fused_step(grads, state, params) -> (params, state)`` (optional): a
-      faster :meth:`step`, bit-identical to the default one.
     - ``name``: how it was built, e.g. ``"adam(lr=0.001, ...)"``, for logs
       and run records.
-    - ``linear_scale`` (optional): s when the update is a fixed multiple of
-      the gradient, u = s·g, with no state (SGD: s = -lr). Training then
-      seeds backpropagation with the cotangent s instead of 1, so the
-      program returns s·∇J directly and the step is θ + u: the learning
-      rate is folded into the backward pass, as a hand-written loop would
-      do, saving one array product per param per step.
+    - ``linear_scale``: s when ``update`` is u = s·g with a state that never
+      changes (``sgd``: s = -lr; ``scale``), else None. It declares what
+      ``update`` computes, so that code which can compute s·g more cheaply
+      (training seeds backpropagation with s) may; it is not a second
+      implementation.
     """
 
     init: Callable
     update: Callable
-    fused_step: Callable | None = None
     name: str = "optimizer"
     linear_scale: float | None = None
 
     def step(self, grads: Mapping, state, params: Mapping):
-        """One optimisation step: ``(apply_updates(params, updates), state)``.
-
-        Runs ``fused_step`` when the optimiser has one (same bits, fewer
-        temporaries). No validation: this is called once per training step.
-        """
-        fused = self.fused_step
-        if fused is not None:
-            return fused(grads, state, params)
+        """One optimisation step: ``(apply_updates(params, updates), state)``
+        with ``updates, state = update(grads, state, params)``."""
         updates, state = self.update(grads, state, params)
         return apply_updates(params, updates), state
 
@@ -181,10 +172,7 @@ def sgd(lr: float) -> Optimizer:
     def update(grads, state, params):
         return {k: neg_lr * g for k, g in grads.items()}, state
 
-    def fused_step(grads, state, params):
-        return {k: p - lr * grads[k] for k, p in params.items()}, state
-
-    return Optimizer(_empty_state, update, fused_step, name=f"sgd(lr={lr!r})", linear_scale=neg_lr)
+    return Optimizer(_empty_state, update, name=f"sgd(lr={lr!r})", linear_scale=neg_lr)
 
 
 def momentum(lr: float, beta: float = 0.9) -> Optimizer:
@@ -201,18 +189,11 @@ def momentum(lr: float, beta: float = 0.9) -> Optimizer:
     def init(params):
         return {"velocity": _zeros_like(params)}
 
-    def velocity(grads, state):
-        return {k: beta * v + grads[k] for k, v in state["velocity"].items()}
-
     def update(grads, state, params):
-        vel = velocity(grads, state)
-        return {k: neg_lr * v for k, v in vel.items()}, {"velocity": vel}
+        velocity = {k: beta * v + grads[k] for k, v in state["velocity"].items()}
+        return {k: neg_lr * v for k, v in velocity.items()}, {"velocity": velocity}
 
-    def fused_step(grads, state, params):
-        vel = velocity(grads, state)
-        return {k: p - lr * vel[k] for k, p in params.items()}, {"velocity": vel}
-
-    return Optimizer(init, update, fused_step, name=f"momentum(lr={lr!r}, beta={beta!r})")
+    return Optimizer(init, update, name=f"momentum(lr={lr!r}, beta={beta!r})")
 
 
 def adam(lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
@@ -240,32 +221,16 @@ def adam(lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
     def init(params):
         return {"count": 0, "mu": _zeros_like(params), "nu": _zeros_like(params)}
 
-    def moments(grads, state):
-        """(t, m, v) after this step's gradients; shared so both paths agree to the bit."""
+    def update(grads, state, params):
         t = state["count"] + 1
         mu = {k: b1 * m + one_minus_b1 * grads[k] for k, m in state["mu"].items()}
         nu = {k: b2 * v + one_minus_b2 * (grads[k] * grads[k]) for k, v in state["nu"].items()}
-        return t, mu, nu
-
-    def corrected(t):
-        """(lr_t, eps_t): bias correction folded into two scalars."""
-        root_c2 = math.sqrt(1.0 - b2**t)
-        return lr * root_c2 / (1.0 - b1**t), eps * root_c2
-
-    def update(grads, state, params):
-        t, mu, nu = moments(grads, state)
-        lr_t, eps_t = corrected(t)
-        neg_lr_t = -lr_t
+        root_c2 = math.sqrt(1.0 - b2**t)  # the bias correction, folded into two scalars
+        neg_lr_t, eps_t = -(lr * root_c2 / (1.0 - b1**t)), eps * root_c2
         updates = {k: neg_lr_t * (m / (np.sqrt(nu[k]) + eps_t)) for k, m in mu.items()}
         return updates, {"count": t, "mu": mu, "nu": nu}
 
-    def fused_step(grads, state, params):
-        t, mu, nu = moments(grads, state)
-        lr_t, eps_t = corrected(t)
-        new = {k: p - lr_t * (mu[k] / (np.sqrt(nu[k]) + eps_t)) for k, p in params.items()}
-        return new, {"count": t, "mu": mu, "nu": nu}
-
-    return Optimizer(init, update, fused_step, name=f"adam(lr={lr!r}, b1={b1!r}, b2={b2!r}, eps={eps!r})")
+    return Optimizer(init, update, name=f"adam(lr={lr!r}, b1={b1!r}, b2={b2!r}, eps={eps!r})")
 
 
 # -------------------------------------------------------------- transforms
@@ -323,20 +288,16 @@ def chain(*transforms: Optimizer) -> Optimizer:
     """Compose transforms: u = t_n(… t_2(t_1(g)) …), each one's updates the next one's grads.
 
     Every transform sees the same (current) params. The state is
-    ``{"0": state_1, "1": state_2, ...}``. The fused step runs the first
-    n - 1 updates and then the last transform's own (fused) step, which is
-    bit-identical to applying the chain's updates.
+    ``{"0": state_1, "1": state_2, ...}``.
     """
     if not transforms:
         raise ValueError("chain: needs at least one transform, e.g. chain(clip_by_global_norm(1.0), adam(1e-3))")
     for i, t in enumerate(transforms):
         if not isinstance(t, Optimizer):
             raise TypeError(f"chain: transform {i} must be an Optimizer (sgd, adam, scale, ...), got {t!r}")
-    keys = tuple(str(i) for i in range(len(transforms)))
     # Bound once, here: the step loop then does no attribute lookups.
-    inits = tuple((k, t.init) for k, t in zip(keys, transforms))
-    updates = tuple((k, t.update) for k, t in zip(keys, transforms))
-    head, (last_key, last_step) = updates[:-1], (keys[-1], transforms[-1].step)
+    inits = tuple((str(i), t.init) for i, t in enumerate(transforms))
+    updates = tuple((str(i), t.update) for i, t in enumerate(transforms))
 
     def init(params):
         return {k: f(params) for k, f in inits}
@@ -347,12 +308,4 @@ def chain(*transforms: Optimizer) -> Optimizer:
             grads, new_state[k] = f(grads, state[k], params)
         return grads, new_state
 
-    def fused_step(grads, state, params):
-        new_state = {}
-        for k, f in head:
-            grads, new_state[k] = f(grads, state[k], params)
-        new_params, new_state[last_key] = last_step(grads, state[last_key], params)
-        return new_params, new_state
-
-    name = "chain(" + ", ".join(t.name for t in transforms) + ")"
-    return Optimizer(init, update, fused_step, name=name)
+    return Optimizer(init, update, name="chain(" + ", ".join(t.name for t in transforms) + ")")

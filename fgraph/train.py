@@ -23,20 +23,18 @@ whose values were all finite.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import reduce
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import attrs
 import numpy as np
 
 from fgraph import validate
+from fgraph._steps import NonFinite, checked_step, fast_step, first_non_finite
 from fgraph.errors import ShapeError
 from fgraph.graph import Graph
 from fgraph.init import check_seed
-from fgraph.optim import apply_updates
-from fgraph.ops import squared_norm
-from fgraph.program import ONE
 
 
 @attrs.frozen(eq=False)
@@ -218,92 +216,6 @@ def _copy_tree(tree):
 CHECK_STEPS = 256
 
 
-class _NonFinite(Exception):
-    """Raised inside the fold when a step's objective is not finite."""
-
-
-def _fast_step(program, optimizer) -> Callable:
-    """The step of the fold: ``(params, opt_state, running) -> next`` on one batch.
-
-    No validation and no objects built per step; only the objective is
-    checked, with one float comparison. For an optimiser with a
-    ``linear_scale`` s (SGD), backpropagation is seeded with s, so the
-    program returns θ + s·∇J itself (``Program.value_and_step``);
-    otherwise the seed is 1 and the optimiser's own step runs.
-    """
-    isfinite = math.isfinite
-    scale = getattr(optimizer, "linear_scale", None)
-    if scale is not None:
-        value_and_step, cotangent = program.value_and_step, np.float64(scale)
-
-        def step(carry, batch):
-            params, opt_state, running = carry
-            value, params = value_and_step(params, batch, cotangent)
-            if not isfinite(value):
-                raise _NonFinite
-            return params, opt_state, running + value
-
-        return step
-
-    value_and_grad, opt_step = program.value_and_grad, optimizer.step
-
-    def step(carry, batch):
-        params, opt_state, running = carry
-        value, grads = value_and_grad(params, batch)
-        if not isfinite(value):
-            raise _NonFinite
-        params, opt_state = opt_step(grads, opt_state, params)
-        return params, opt_state, running + value
-
-    return step
-
-
-def _all_finite(arrays: Mapping) -> str | None:
-    """The name of the first array holding a NaN or inf, or None.
-
-    A sum of squares is NaN or inf whenever an entry is, so one cheap
-    product per array settles the usual case; only when the sum is not
-    finite (a bad entry, or finite entries beyond 1e154) are the entries
-    looked at one by one.
-    """
-    if math.isfinite(sum(float(squared_norm(v)) for v in arrays.values())):
-        return None
-    for k, v in arrays.items():
-        if not np.isfinite(v).all():
-            return k
-    return None
-
-
-def _checked_step(program, optimizer) -> Callable:
-    """The same step as :func:`_fast_step`, the same arithmetic to the bit,
-    checking objective, gradients and updated params; on a non-finite value
-    it returns a description instead of the next carry."""
-    scale = getattr(optimizer, "linear_scale", None)
-    cotangent = ONE if scale is None else np.float64(scale)
-    what = "gradient" if scale is None else "update (learning rate × gradient)"
-
-    def apply(updates, opt_state, params):
-        if scale is None:
-            return optimizer.step(updates, opt_state, params)
-        return apply_updates(params, updates), opt_state  # θ + u, exactly what value_and_step computes
-
-    def step(carry, batch):
-        params, opt_state, running = carry
-        value, grads = program.value_and_grad(params, batch, cotangent)
-        if not math.isfinite(value):
-            return f"the objective is {value}"
-        bad = _all_finite(grads)
-        if bad is not None:
-            return f"the {what} of {bad!r} is not finite"
-        new_params, new_opt_state = apply(grads, opt_state, params)
-        bad = _all_finite(new_params)
-        if bad is not None:
-            return f"the update made param {bad!r} non-finite"
-        return new_params, new_opt_state, running + value
-
-    return step
-
-
 def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[TrainState, Mapping], TrainState]:
     """A pure ``step(state, batch) -> state``: one optimiser step on one batch.
 
@@ -312,7 +224,7 @@ def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[Train
     advance; epochs are counted by :func:`fit`.
     """
     program = _program(g, output)
-    fast = _fast_step(program, optimizer)
+    fast = fast_step(program, optimizer)
     name = _optimizer_name(optimizer)
 
     def step(state: TrainState, batch: Mapping) -> TrainState:
@@ -321,7 +233,7 @@ def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[Train
             _check_opt_state(optimizer, state, "make_step")
         try:
             params, opt_state, running = fast((dict(state.params), state.opt_state, state.running), data)
-        except _NonFinite:
+        except NonFinite:
             raise DivergenceError(f"step {state.step}: the objective is not finite", state, state.epoch, state.step) from None
         return attrs.evolve(state, params=readonly(params), opt_state=opt_state, step=state.step + 1, running=running,
                             optimizer=name)
@@ -485,9 +397,9 @@ def fit(
     seed = check_seed(seed)
     epochs = _positive_int(epochs, "epochs", minimum=0)
     batch_size = _positive_int(batch_size, "batch_size")
-    for method in ("init", "step"):
+    for method in ("init", "update"):
         if not callable(getattr(optimizer, method, None)):
-            raise TypeError(f"optimizer must be an fgraph.optim optimiser (with init and step), got {optimizer!r}")
+            raise TypeError(f"optimizer must be an fgraph.optim optimiser (with init and update), got {optimizer!r}")
     arrays, n = validate.data(g, data, program.input_names)
     if n is None:
         raise ShapeError("fit needs data with a leading batch axis (one row per example) on every input")
@@ -495,7 +407,7 @@ def fit(
     if epochs < state.epoch:
         raise ValueError(f"resume: the state has already done {state.epoch} epochs, more than epochs={epochs}")
 
-    fast, checked = _fast_step(program, optimizer), _checked_step(program, optimizer)
+    fast, checked = fast_step(program, optimizer), checked_step(program, optimizer)
     batcher = _Batcher(arrays, batch_size, seed)
     steps_per_epoch = -(-n // batch_size)
     # The epoch loop carries plain values; a TrainState is built only when
@@ -532,10 +444,10 @@ def fit(
                     history.append(running / steps_per_epoch)
                     running = 0.0
                     if on_epoch is not None or epoch == epochs - 1 or epoch + 1 - verified[0] >= check_every:
-                        if _all_finite(params) is not None:
-                            raise _NonFinite
+                        if first_non_finite(params) is not None:
+                            raise NonFinite
                         verified = (epoch + 1, params, opt_state, step, running, len(history))
-                except _NonFinite:
+                except NonFinite:
                     _locate_divergence(verified, epoch, todo, checked, history, steps_per_epoch, snapshot)
                 if on_epoch is not None:
                     with np.errstate(**callers_errstate):  # the caller's code, the caller's settings

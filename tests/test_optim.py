@@ -1,5 +1,6 @@
-"""Optimisers: updates against their formulas written out by hand, fused steps
-against apply_updates(update) bit for bit, composition, purity, errors."""
+"""Optimisers: updates against their formulas written out by hand, steps
+against apply_updates(update) bit for bit, composition, purity, errors; the
+training steps derived from them against the readable definition."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fgraph as fg
+import models
 from fgraph import optim
 from fgraph.optim import apply_updates
 
@@ -230,7 +232,7 @@ def test_chain_of_clip_and_adam_equals_adam_on_clipped_grads():
         np.testing.assert_allclose(pa["w"], pb["w"], rtol=1e-15)
 
 
-# ------------------------------------------------- fused step == update
+# ------------------------------------------------- derived steps == update
 
 
 ALL_OPTIMIZERS = {
@@ -248,7 +250,7 @@ ALL_OPTIMIZERS = {
     "scale_sgd": lambda: optim.chain(optim.scale(0.5), optim.sgd(0.2)),
     "nested": lambda: optim.chain(optim.chain(optim.scale(3.0), optim.clip_by_global_norm(2.0)), optim.adam(0.05)),
 }
-FUSED = {"sgd", "sgd_small", "momentum", "momentum_b0", "adam", "adam_odd", "clip_adam", "decay_momentum", "scale_sgd", "nested"}
+LINEAR = {"sgd", "sgd_small", "scale"}  # those that declare u = s·g
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 SHAPES = [(), (1,), (3,), (2, 3)]
@@ -271,21 +273,63 @@ def problems(draw):
 @pytest.mark.parametrize("name", sorted(ALL_OPTIMIZERS))
 @SETTINGS
 @given(problem=problems())
-def test_fused_step_is_bit_identical_to_apply_updates(name, problem):
+def test_step_is_bit_identical_to_apply_updates_of_update(name, problem):
     opt = ALL_OPTIMIZERS[name]()
-    assert (opt.fused_step is not None) == (name in FUSED)
     params, grads_seq = problem
     state = opt.init(params)
     for grads in grads_seq:
-        fused_params, fused_state = opt.step(grads, state, params)
+        step_params, step_state = opt.step(grads, state, params)
         updates, plain_state = opt.update(grads, state, params)
         plain_params = apply_updates(params, updates)
-        assert tree_bits(fused_params) == tree_bits(plain_params)
-        assert tree_bits(fused_state) == tree_bits(plain_state)
-        params, state = fused_params, fused_state
+        assert tree_bits(step_params) == tree_bits(plain_params)
+        assert tree_bits(step_state) == tree_bits(plain_state)
+        params, state = step_params, step_state
 
 
-def test_step_without_fused_step_uses_apply_updates():
+@pytest.mark.parametrize("name", sorted(ALL_OPTIMIZERS))
+def test_only_fixed_linear_scalings_declare_themselves_and_they_compute_what_they_declare(name):
+    opt = ALL_OPTIMIZERS[name]()
+    assert (opt.linear_scale is not None) == (name in LINEAR)
+    if opt.linear_scale is not None:
+        grads = {"w": np.array([0.3, -7.0]), "b": np.float64(1e-3)}
+        updates, state = opt.update(grads, opt.init(grads), grads)
+        assert state == {} and tree_bits(updates) == tree_bits({k: opt.linear_scale * g for k, g in grads.items()})
+
+
+def _objective():
+    """An MLP objective whose gradients mix several products and sums (so a
+    learning rate folded into the backward seed rounds differently)."""
+    m = models.mlp_regression(3, hidden_units=4, init_scale=0.5)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((6, 3))
+    return m.graph.programs["objective"], m.init(seed=2), {"x": X, "y": X @ np.array([1.0, -1.0, 2.0])}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_OPTIMIZERS))
+def test_the_training_step_is_the_readable_definition_to_the_bit(name):
+    # value_and_grad, update, apply_updates: the definition the fast and the
+    # checked steps derive from. A declared linear scaling s seeds the
+    # backward pass with s, so its definition takes its gradient seeded so.
+    from fgraph import _steps
+
+    program, params, data = _objective()
+    opt = ALL_OPTIMIZERS[name]()
+    seed = np.float64(opt.linear_scale) if name in LINEAR else np.float64(1.0)
+    carry = reference = (params, opt.init(params), 0.0)
+    fast, checked = _steps.fast_step(program, opt), _steps.checked_step(program, opt)
+    for k in range(3):
+        batch = {key: v[2 * k : 2 * k + 2] for key, v in data.items()}
+        p, s, running = reference
+        value, grads = program.value_and_grad(p, batch, seed)
+        updates, s = (grads, s) if name in LINEAR else opt.update(grads, s, p)
+        reference = (apply_updates(p, updates), s, running + value)
+        carry, replayed = fast(carry, batch), checked(carry, batch)
+        assert tree_bits(carry[0]) == tree_bits(reference[0]) == tree_bits(replayed[0])
+        assert tree_bits(carry[1]) == tree_bits(reference[1]) == tree_bits(replayed[1])
+        assert carry[2] == reference[2] == replayed[2]
+
+
+def test_step_uses_update_and_apply_updates():
     calls = []
 
     def update(grads, state, params):
@@ -296,6 +340,22 @@ def test_step_without_fused_step_uses_apply_updates():
     new, state = opt.step({"w": np.array([1.0])}, {"n": 0}, {"w": np.array([5.0])})
     assert calls == ["update"] and state == {"n": 1}
     np.testing.assert_array_equal(new["w"], [4.0])
+
+
+def test_an_optimiser_is_one_function_and_fit_derives_its_step():
+    # A new optimiser is init and update; fit needs nothing else from it.
+    def sign_descent(lr):
+        def update(grads, state, params):
+            return {k: -lr * np.sign(g) for k, g in grads.items()}, state
+
+        return optim.Optimizer(lambda params: {}, update, name=f"sign_descent({lr})")
+
+    m = models.ridge_regression(2, l2_reg=0.0)
+    data = {"x": np.array([[1.0, 0.0], [0.0, 1.0]]), "y": np.array([1.0, -1.0])}
+    params = {"w": np.zeros(2), "b": np.array(0.0)}
+    result = fg.train.fit(m.graph, params, data, optimizer=sign_descent(0.25), epochs=1, batch_size=2)
+    np.testing.assert_array_equal(result.params["w"], [0.25, -0.25])
+    assert result.state.optimizer == "sign_descent(0.25)"
 
 
 # ------------------------------------------------------------------ purity

@@ -1,0 +1,117 @@
+"""The training step an optimiser gets: the fastest this module can derive from it.
+
+An optimiser is only ``(init, update)`` (:mod:`fgraph.optim`); the fast
+paths of training live here, in one place, and give the bits of the
+readable definition ``value_and_grad``, ``update``, ``apply_updates``:
+
+- An optimiser that declares itself a fixed linear scaling u = s·g
+  (``linear_scale``: ``sgd``, ``scale``) is never called: the program's
+  ``value_and_step(params, batch, s)`` seeds backpropagation with s instead
+  of 1, so it returns θ + s·∇J itself, as a hand-written SGD loop would:
+  the learning rate folded into the backward pass, no gradient dict and no
+  update dict. Its reference is ``value_and_grad(params, batch, s)``
+  followed by ``apply_updates``.
+- Any other optimiser: ``value_and_grad``, its ``update``, and θ + u in the
+  same function (one call fewer than ``apply_updates``).
+
+Every step comes in two forms with the same arithmetic: :func:`fast_step`
+for the fold (no validation, no object built per step, only the objective
+checked with one float comparison; :class:`NonFinite` when it is not
+finite) and :func:`checked_step` for the replay after a divergence, which
+also checks every gradient and every new param and says which was first
+to turn non-finite. Both map a carry ``(params, opt_state, running)`` and a
+batch to the next carry, ``running`` being the sum of the step objectives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from fgraph.ops import squared_norm
+from fgraph.optim import apply_updates
+from fgraph.program import ONE
+
+
+class NonFinite(Exception):
+    """Raised by a fast step whose objective is not finite."""
+
+
+def _scale(optimizer) -> np.float64 | None:
+    """The s of an optimiser that declares u = s·g with a constant state, else None."""
+    scale = getattr(optimizer, "linear_scale", None)
+    return None if scale is None else np.float64(scale)
+
+
+def fast_step(program, optimizer) -> Callable:
+    """``step((params, opt_state, running), batch) -> (params, opt_state, running)``:
+    one step of ``optimizer`` on the objective compiled in ``program``."""
+    isfinite, scale = math.isfinite, _scale(optimizer)
+    if scale is not None:
+        value_and_step = program.value_and_step
+
+        def seeded(carry, batch):
+            params, opt_state, running = carry
+            value, params = value_and_step(params, batch, scale)
+            if not isfinite(value):
+                raise NonFinite
+            return params, opt_state, running + value
+
+        return seeded
+
+    value_and_grad, update = program.value_and_grad, optimizer.update
+
+    def step(carry, batch):
+        params, opt_state, running = carry
+        value, grads = value_and_grad(params, batch)
+        if not isfinite(value):
+            raise NonFinite
+        updates, opt_state = update(grads, opt_state, params)
+        return {k: p + updates[k] for k, p in params.items()}, opt_state, running + value
+
+    return step
+
+
+def first_non_finite(arrays: Mapping) -> str | None:
+    """The name of the first array holding a NaN or inf, or None.
+
+    A sum of squares is NaN or inf whenever an entry is, so one cheap
+    product per array settles the usual case; only when the sum is not
+    finite (a bad entry, or finite entries beyond 1e154) are the entries
+    looked at one by one.
+    """
+    if math.isfinite(sum(float(squared_norm(v)) for v in arrays.values())):
+        return None
+    for k, v in arrays.items():
+        if not np.isfinite(v).all():
+            return k
+    return None
+
+
+def checked_step(program, optimizer) -> Callable:
+    """The step of :func:`fast_step`, the same arithmetic to the bit, checking
+    the objective, the gradients and the new params; on a non-finite value
+    it returns a description of it instead of the next carry."""
+    scale = _scale(optimizer)
+    what = "gradient" if scale is None else "update (learning rate × gradient)"
+    cotangent = ONE if scale is None else scale
+
+    def step(carry, batch):
+        params, opt_state, running = carry
+        value, grads = program.value_and_grad(params, batch, cotangent)
+        if not math.isfinite(value):
+            return f"the objective is {value}"
+        bad = first_non_finite(grads)
+        if bad is not None:
+            return f"the {what} of {bad!r} is not finite"
+        if scale is None:
+            grads, opt_state = optimizer.update(grads, opt_state, params)
+        new_params = apply_updates(params, grads)  # θ + u: with a scale, what value_and_step computes
+        bad = first_non_finite(new_params)
+        if bad is not None:
+            return f"the update made param {bad!r} non-finite"
+        return new_params, opt_state, running + value
+
+    return step
