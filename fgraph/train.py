@@ -1,16 +1,22 @@
 """Training as a pure fold over seeded minibatches.
 
-One SGD step is a pure function ``step(carry, batch) -> carry``; an epoch is
-``functools.reduce(step, batches_of_the_epoch, carry)``; a fit is the fold of
-epochs. The batches of epoch ``e`` are a function of ``(seed, e)`` only, so
-the same seed gives bit-identical params, and a fit resumed from a saved
-:class:`TrainState` ends bit-identical to one that never stopped.
+One step is a pure function ``step(carry, batch) -> carry`` on a plain
+``(params, opt_state, running)``; one epoch is
+``functools.reduce(step, batches_of_the_epoch, carry)``, wrapped as a
+function ``(carry, batches) -> carry`` of a small frozen carry built once
+an epoch; a fit is the fold of epochs. The batches of epoch ``e`` are a
+function of ``(seed, e)`` only, so the same seed gives bit-identical
+params, and a fit resumed from a saved :class:`TrainState` ends
+bit-identical to one that never stopped.
 
-Data and params are validated once per fit, not once per step; the step
-runs the graph's compiled program directly. Side effects (a progress bar,
-checkpoints, logs) live at the edges: ``progress`` wraps the iterator of
-epochs and ``on_epoch`` is called with the state after each epoch, outside
-the fold.
+The step comes from :mod:`fgraph._steps`, which derives the fastest one it
+can from the optimiser (for SGD, the learning rate folded into the
+backward pass). Data and params are validated once per fit, not once per
+step; before the first step the checked program runs on the first and the
+last batch of an epoch, so a misshapen primitive is a ``ShapeError``, not a
+wrong fit. Side effects (a progress bar, checkpoints, logs) live at the
+edges: ``progress`` wraps the iterator of epochs and ``on_epoch`` is called
+with the state after each epoch, outside the fold.
 
 Divergence: every step checks that its objective is finite (a float
 comparison); the params are checked every :data:`CHECK_STEPS` steps and at
@@ -241,7 +247,7 @@ def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[Train
     return step
 
 
-# --------------------------------------------------------------------- fit
+# ------------------------------------------- checks of arguments and states
 
 
 def _program(g: Graph, output: str):
@@ -357,6 +363,184 @@ def _start_state(g, params, optimizer, seed, batch_size, resume, n) -> TrainStat
     return resume
 
 
+# -------------------------------------------------------------- the fold
+
+
+@attrs.frozen(eq=False)
+class _Carry:
+    """The fold's state between two epochs, built once an epoch (never once
+    a step: the steps of an epoch carry a plain ``(params, opt_state,
+    running)``).
+
+    ``means`` holds the mean objective of every completed epoch, newest
+    first, as nested pairs ``(mean, older)`` ending in ``()``, so that an
+    epoch extends it in O(1); :meth:`history` lists it oldest first.
+    """
+
+    epoch: int
+    params: dict
+    opt_state: Any
+    step: int
+    running: float
+    means: tuple
+
+    def history(self) -> tuple:
+        """The per-epoch mean objectives, oldest first."""
+        out, node = [], self.means
+        while node:
+            out.append(node[0])
+            node = node[1]
+        return tuple(reversed(out))
+
+
+def _carry_of(state: TrainState) -> _Carry:
+    means = ()
+    for mean in state.history:
+        means = (mean, means)
+    return _Carry(state.epoch, dict(state.params), state.opt_state, state.step, state.running, means)
+
+
+@attrs.frozen(eq=False)
+class _Fold:
+    """What stays fixed during one fit: its steps, its batches, and what a
+    :class:`TrainState` records besides the carry."""
+
+    fast: Callable
+    checked: Callable
+    batcher: _Batcher
+    steps_per_epoch: int
+    seed: int
+    batch_size: int
+    num_examples: int
+    optimizer: str
+
+    def batches(self, carry: _Carry) -> list:
+        """The batches of the epoch ``carry`` is in, from its step on (a
+        resumed state may stand in the middle of an epoch)."""
+        return self.batcher.epoch(carry.epoch)[carry.step - carry.epoch * self.steps_per_epoch :]
+
+    def epoch(self, carry: _Carry, batches: list) -> _Carry:
+        """The carry after folding the fast step over ``batches``, the rest of
+        epoch ``carry.epoch``; raises ``NonFinite`` when an objective is."""
+        inner = reduce(self.fast, batches, (carry.params, carry.opt_state, carry.running))
+        return self.close(carry, inner, len(batches))
+
+    def close(self, carry: _Carry, inner: tuple, steps: int) -> _Carry:
+        """The carry at the end of epoch ``carry.epoch``, reached in ``steps``
+        steps with ``inner = (params, opt_state, running)``."""
+        params, opt_state, running = inner
+        mean = running / self.steps_per_epoch
+        return _Carry(carry.epoch + 1, params, opt_state, carry.step + steps, 0.0, (mean, carry.means))
+
+    def state(self, carry: _Carry) -> TrainState:
+        """The :class:`TrainState` at ``carry``, with read-only params."""
+        return TrainState(readonly(carry.params), carry.opt_state, carry.epoch, carry.step, self.seed, self.batch_size,
+                          carry.history(), carry.running, self.num_examples, self.optimizer)
+
+
+def _replay(fold: _Fold, verified: _Carry, last_epoch: int):
+    """Replay from ``verified`` through epoch ``last_epoch`` step by step,
+    checking everything, and raise a DivergenceError at the first failure.
+
+    The fold is deterministic, so the replay retraces it to the bit and
+    finds the first step whose objective, gradients or updated params are
+    not finite; the error carries the state just before that step.
+    """
+    carry = verified
+    while carry.epoch <= last_epoch:
+        batches = fold.batches(carry)
+        inner = (carry.params, carry.opt_state, carry.running)
+        for k, batch in enumerate(batches):
+            result = fold.checked(inner, batch)
+            if isinstance(result, str):
+                raise _diverged(fold, carry, inner, k, result)
+            inner = result
+        carry = fold.close(carry, inner, len(batches))
+    raise AssertionError("a non-finite value was seen but the replay found none")  # the fold is deterministic
+
+
+def _diverged(fold: _Fold, carry: _Carry, inner: tuple, k: int, why: str) -> DivergenceError:
+    """The error for step ``k`` of the batches left in ``carry``'s epoch, with
+    the state ``inner = (params, opt_state, running)`` just before it."""
+    params, opt_state, running = inner
+    at = _Carry(carry.epoch, params, opt_state, carry.step + k, running, carry.means)
+    step = at.step - at.epoch * fold.steps_per_epoch
+    return DivergenceError(
+        f"training diverged at epoch {at.epoch}, step {step} of the epoch ({at.step} overall): {why};"
+        " .state holds the last finite state",
+        fold.state(at), at.epoch, step,
+    )
+
+
+def _advance(fold: _Fold, carry: _Carry, verified: _Carry, check: bool) -> tuple:
+    """``(carry, verified)`` after one more epoch. Every step checks its
+    objective; the params only when ``check`` (then the new carry becomes
+    the last ``verified`` one). A failure replays from ``verified``, which
+    is what it costs to check the params rarely."""
+    try:
+        carry = fold.epoch(carry, fold.batches(carry))
+        if check:
+            if first_non_finite(carry.params) is not None:
+                raise NonFinite
+            verified = carry
+    except NonFinite:
+        _replay(fold, verified, carry.epoch)
+    return carry, verified
+
+
+def _run(fold: _Fold, carry: _Carry, epochs: int, progress, on_epoch, errstate: dict) -> _Carry:
+    """The fold of epochs ``carry.epoch .. epochs - 1``, with the edges
+    around it: ``progress`` wraps the epochs, ``on_epoch`` sees the state
+    after each (under the caller's ``errstate``); Ctrl-C is a
+    TrainingInterrupted with the state of the last completed epoch."""
+    check_every = max(1, CHECK_STEPS // fold.steps_per_epoch)
+    verified, epoch_range = carry, range(carry.epoch, epochs)
+    try:
+        for _ in progress(epoch_range) if progress is not None else epoch_range:
+            check = on_epoch is not None or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
+            carry, verified = _advance(fold, carry, verified, check)
+            if on_epoch is not None:
+                with np.errstate(**errstate):  # the caller's code, the caller's settings
+                    on_epoch(fold.state(carry))
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(fold.state(carry)) from None
+    return carry
+
+
+def _verify_shapes(g: Graph, program, params, batches: list) -> None:
+    """Run the checked program on the first and the last batch of an epoch
+    (the full size and a smaller remainder), unless it ran with those batch
+    sizes before, so that a primitive whose rules return misshapen values
+    is a ``ShapeError`` before the first step, never a silently wrong fit."""
+    name = next(iter(batches[0]))
+    rank = len(g.inputs[name])
+    for batch in (batches[0], batches[-1]):
+        first = batch[name]
+        program.verify(params, batch, None if np.ndim(first) == rank else len(first))
+
+
+def _fit_program(g: Graph, output: str, optimizer):
+    """The program of ``output``, checked to be something ``fit`` can fold."""
+    program = _program(g, output)
+    if not program.input_names:
+        raise ValueError(
+            f"fit: output {output!r} reads no data input (it depends only on params {sorted(program.param_names)}),"
+            " so there are no examples to fit it to; did the objective lose its loss term?"
+        )
+    for method in ("init", "update"):
+        if not callable(getattr(optimizer, method, None)):
+            raise TypeError(f"optimizer must be an fgraph.optim optimiser (with init and update), got {optimizer!r}")
+    return program
+
+
+def _fit_data(g: Graph, program, data: Mapping) -> tuple:
+    """``(arrays, n)``: the inputs ``program`` reads, checked, and their number of examples."""
+    arrays, n = validate.data(g, data, program.input_names)
+    if n is None:
+        raise ShapeError("fit needs data with a leading batch axis (one row per example) on every input")
+    return arrays, n
+
+
 def fit(
     g: Graph,
     params: Mapping | None,
@@ -385,117 +569,30 @@ def fit(
     state of the same structure (the same kind of optimiser; other
     hyperparameters, a smaller learning rate say, are allowed).
 
+    ``progress`` wraps the iterator of epochs (e.g. ``tqdm.tqdm``);
+    ``on_epoch(state)`` is called with the :class:`TrainState` after every
+    epoch. Ctrl-C raises :class:`TrainingInterrupted` with the state after
+    the last completed epoch; a non-finite objective, gradient or param a
+    :class:`DivergenceError` with the last finite state.
+
     The params, optimiser state and history returned are new: they share no
     memory with the caller's params, data or ``resume`` state.
     """
-    program = _program(g, output)
-    if not program.input_names:
-        raise ValueError(
-            f"fit: output {output!r} reads no data input (it depends only on params {sorted(program.param_names)}),"
-            " so there are no examples to fit it to; did the objective lose its loss term?"
-        )
-    seed = check_seed(seed)
-    epochs = _positive_int(epochs, "epochs", minimum=0)
+    program = _fit_program(g, output, optimizer)
+    seed, epochs = check_seed(seed), _positive_int(epochs, "epochs", minimum=0)
     batch_size = _positive_int(batch_size, "batch_size")
-    for method in ("init", "update"):
-        if not callable(getattr(optimizer, method, None)):
-            raise TypeError(f"optimizer must be an fgraph.optim optimiser (with init and update), got {optimizer!r}")
-    arrays, n = validate.data(g, data, program.input_names)
-    if n is None:
-        raise ShapeError("fit needs data with a leading batch axis (one row per example) on every input")
+    arrays, n = _fit_data(g, program, data)
     state = _start_state(g, params, optimizer, seed, batch_size, resume, n)
     if epochs < state.epoch:
         raise ValueError(f"resume: the state has already done {state.epoch} epochs, more than epochs={epochs}")
-
-    fast, checked = fast_step(program, optimizer), checked_step(program, optimizer)
-    batcher = _Batcher(arrays, batch_size, seed)
-    steps_per_epoch = -(-n // batch_size)
-    # The epoch loop carries plain values; a TrainState is built only when
-    # someone looks (on_epoch, an interruption, a divergence, the end).
-    params, opt_state, step, running = dict(state.params), state.opt_state, state.step, state.running
-    history = list(state.history)
-
-    name = _optimizer_name(optimizer)
-
-    def snapshot(params, opt_state, step, running) -> TrainState:
-        return TrainState(readonly(params), opt_state, len(history), step, seed, batch_size, tuple(history), running, n, name)
-
-    def todo(epoch: int, step: int) -> list:  # the batches of ``epoch`` from ``step`` on (resumed mid-epoch)
-        return batcher.epoch(epoch)[step - epoch * steps_per_epoch :]
-
-    # Every step checks its objective; params are checked for NaN/inf every
-    # CHECK_STEPS steps (and at the end), and a failure replays from the last
-    # point that passed, which is what it costs to check them rarely.
-    verified = (state.epoch, params, opt_state, step, running, len(history))
-    check_every = max(1, CHECK_STEPS // steps_per_epoch)
-    epoch_range = range(state.epoch, epochs)
+    fold = _Fold(fast_step(program, optimizer), checked_step(program, optimizer), _Batcher(arrays, batch_size, seed),
+                 -(-n // batch_size), seed, batch_size, n, _optimizer_name(optimizer))
     callers_errstate = np.geterr()
-    try:
-        # Overflow on the way to a divergence is reported by DivergenceError,
-        # precisely; NumPy's warnings would only repeat it, vaguely.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if state.epoch < epochs:
-                _verify_shapes(g, program, params, batcher.epoch(state.epoch))
-            for epoch in progress(epoch_range) if progress is not None else epoch_range:
-                batches_ = todo(epoch, step)
-                try:
-                    params, opt_state, running = reduce(fast, batches_, (params, opt_state, running))
-                    step += len(batches_)
-                    history.append(running / steps_per_epoch)
-                    running = 0.0
-                    if on_epoch is not None or epoch == epochs - 1 or epoch + 1 - verified[0] >= check_every:
-                        if first_non_finite(params) is not None:
-                            raise NonFinite
-                        verified = (epoch + 1, params, opt_state, step, running, len(history))
-                except NonFinite:
-                    _locate_divergence(verified, epoch, todo, checked, history, steps_per_epoch, snapshot)
-                if on_epoch is not None:
-                    with np.errstate(**callers_errstate):  # the caller's code, the caller's settings
-                        on_epoch(snapshot(params, opt_state, step, running))
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(snapshot(params, opt_state, step, running)) from None
-    state = snapshot(params, opt_state, step, running)
+    # Overflow on the way to a divergence is reported by DivergenceError,
+    # precisely; NumPy's warnings would only repeat it, vaguely.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if state.epoch < epochs:
+            _verify_shapes(g, program, state.params, fold.batcher.epoch(state.epoch))
+        carry = _run(fold, _carry_of(state), epochs, progress, on_epoch, callers_errstate)
+    state = fold.state(carry)
     return FitResult(params=state.params, history=state.history, state=state)
-
-
-def _verify_shapes(g: Graph, program, params, batches: list) -> None:
-    """Run the checked program on the first and the last batch of an epoch
-    (the full size and a smaller remainder), unless it ran with those batch
-    sizes before, so that a primitive whose rules return misshapen values
-    is a ``ShapeError`` before the first step, never a silently wrong fit."""
-    name = next(iter(batches[0]))
-    rank = len(g.inputs[name])
-    for batch in (batches[0], batches[-1]):
-        first = batch[name]
-        program.verify(params, batch, None if np.ndim(first) == rank else len(first))
-
-
-def _locate_divergence(verified, last_epoch, todo, checked, history, steps_per_epoch, snapshot):
-    """Replay from the last verified point through ``last_epoch`` step by step,
-    checking everything, and raise a DivergenceError at the first failure.
-
-    The fold is deterministic, so the replay retraces it to the bit and
-    finds the first step whose objective, gradients or updated params are
-    not finite; the error carries the state just before that step.
-    """
-    first_epoch, params, opt_state, step, running, n_history = verified
-    del history[n_history:]  # the replay re-appends the epochs it retraces
-    carry = (params, opt_state, running)
-    for epoch in range(first_epoch, last_epoch + 1):
-        start = step - epoch * steps_per_epoch
-        for k, batch in enumerate(todo(epoch, step)):
-            result = checked(carry, batch)
-            if isinstance(result, str):
-                params, opt_state, running = carry
-                raise DivergenceError(
-                    f"training diverged at epoch {epoch}, step {start + k} of the epoch"
-                    f" ({step} overall): {result}; .state holds the last finite state",
-                    snapshot(params, opt_state, step, running),
-                    epoch,
-                    start + k,
-                )
-            carry = result
-            step += 1
-        history.append(carry[2] / steps_per_epoch)
-        carry = (carry[0], carry[1], 0.0)
-    raise AssertionError("a non-finite value was seen but the replay found none")  # the fold is deterministic

@@ -138,6 +138,25 @@ def test_divergence_stops_at_once_naming_epoch_and_step_with_the_last_finite_sta
     assert not (np.isfinite(value) and all(np.isfinite(v).all() for v in grads.values()) and all(np.isfinite(v).all() for v in new.values()))
 
 
+def test_a_divergence_after_a_mid_epoch_resume_is_replayed_from_there_to_the_same_step():
+    # The replay starts from the last verified point, here the resumed state
+    # 3 steps into epoch 0: it must pick up the epoch's batches from step 3.
+    m = models.linear_regression(3)
+    data = _problem(n=8)
+    with pytest.raises(train.DivergenceError) as straight:
+        train.fit(m.graph, m.init(), data, optimizer=optim.sgd(50.0), epochs=100, batch_size=1, seed=0)
+    state = train.TrainState(train.readonly(m.init()), {}, 0, 0, 0, 1)
+    step = train.make_step(m.graph, optim.sgd(50.0))
+    for batch in train.epoch_batches(data, 1, 0, 0)[:3]:
+        state = step(state, batch)
+    with pytest.raises(train.DivergenceError) as resumed:
+        train.fit(m.graph, None, data, optimizer=optim.sgd(50.0), epochs=100, batch_size=1, seed=0, resume=state)
+    a, b = straight.value, resumed.value
+    assert (a.epoch, a.step, str(a)) == (b.epoch, b.step, str(b)) and a.epoch >= 1
+    assert a.state.history == b.state.history and a.state.step == b.state.step
+    assert all(np.array_equal(a.state.params[k], b.state.params[k]) for k in a.state.params)
+
+
 def test_divergence_hidden_behind_a_saturated_unit_is_still_caught():
     # The first update overflows w to inf; tanh(inf) = 1 and its derivative 0
     # keep every later objective and gradient finite, so only the per-epoch
