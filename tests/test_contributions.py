@@ -165,7 +165,7 @@ def test_merging_in_the_programs_order_is_what_makes_the_bits_equal():
     # (1 + -1e16) + 1e16 = 0 but (1e16 + -1e16) + 1 = 1.
     w = fg.param("w")
     uses = [fg.scale(w, c, name=f"times {c:g}") for c in (1.0, -1e16, 1e16)]
-    g = fg.graph(objective=fg.add(*uses))
+    g = fg.graph(objective=fg.add(fg.add(uses[0], uses[1]), uses[2]))
     params = {"w": np.float64(0.5)}
     found = interpret.contributions(g, params)
     terms = [float(c) for c in found["w"].values()]
