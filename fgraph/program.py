@@ -416,7 +416,7 @@ def _backward_lines(emit: _Emitter, g, live, wrt, out_slot: int, output: str) ->
             dst = g.slots[arg.name]
             if dst not in needs:
                 continue
-            vjp = node.op.vjps[pos]
+            vjp = node.op.vjp(pos)  # a variadic primitive's one rule, with the position bound
             if vjp is None:
                 raise GraphError(f"{node.op.name} node {node.name!r} is not differentiable in argument {pos} ({arg.name!r})")
             b = emit.constant(f"b{s}_{pos}", vjp)
