@@ -10,6 +10,10 @@ functions of a parameter dictionary and a data dictionary::
     J = fg.add(fg.squared_l2_distance(pred, y), fg.l2_norm_penalty(w, 1.0))
     g = fg.graph(prediction=pred, objective=J)
     value, grads = fg.value_and_grad(g)(params, {"x": X, "y": Y})
+
+Python's operators on nodes build the same nodes (``a + b`` is
+``fg.add(a, b)``, ``x * 2.0`` is ``fg.scale(x, 2.0)``, ``x[0]`` is
+``fg.getitem(x, 0)``): see :mod:`fgraph.ops.operators`.
 """
 
 from fgraph.autodiff import backward, forward, grad, merge_grads, program_source, value_and_grad

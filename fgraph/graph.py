@@ -48,6 +48,90 @@ class Node:
         kind = self.op.name if self.op is not None else self.role
         return f"<Node {self.name!r} {kind} shape={self.shape}>"
 
+    # Operators build the same nodes as the builders (fgraph.ops.operators says
+    # which). fgraph.ops imports this module for Node, so it cannot be imported
+    # at the top: each operator imports it when called (a dictionary lookup
+    # once it is loaded), which breaks that import cycle.
+
+    # NumPy arrays and scalars on the left defer to the reflected operators
+    # below (np.float64(2.0) * x is a scale node, not an object array).
+    __array_ufunc__ = None
+    # __getitem__ would otherwise make a Node iterable, element by element
+    # until an index fails: iteration is almost always a mistake here.
+    __iter__ = None
+
+    def __add__(self, other):
+        """``self + other``: ``add``; a scalar becomes a constant, and ``+ 0`` is the node itself."""
+        from fgraph.ops import operators
+
+        return operators.add(self, other)
+
+    def __radd__(self, other):
+        """``other + self``; ``0 + node`` is the node itself, so Python's ``sum(nodes)`` works."""
+        from fgraph.ops import operators
+
+        return operators.add(other, self)
+
+    def __sub__(self, other):
+        """``self - other``: ``sub``; a scalar becomes a constant."""
+        from fgraph.ops import operators
+
+        return operators.sub(self, other)
+
+    def __rsub__(self, other):
+        """``other - self``: ``sub(constant(other), self)``."""
+        from fgraph.ops import operators
+
+        return operators.sub(other, self)
+
+    def __mul__(self, other):
+        """``self * other``: ``mul``; by a scalar, ``scale(self, other)``."""
+        from fgraph.ops import operators
+
+        return operators.mul(self, other)
+
+    def __rmul__(self, other):
+        """``other * self``: ``scale(self, other)`` for a scalar."""
+        from fgraph.ops import operators
+
+        return operators.mul(other, self)
+
+    def __truediv__(self, other):
+        """``self / other``: ``div``; a scalar becomes a constant."""
+        from fgraph.ops import operators
+
+        return operators.div(self, other)
+
+    def __rtruediv__(self, other):
+        """``other / self``: ``div(constant(other), self)``."""
+        from fgraph.ops import operators
+
+        return operators.div(other, self)
+
+    def __matmul__(self, other):
+        """``self @ other``: ``matmul``."""
+        from fgraph.ops import operators
+
+        return operators.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        """``other @ self``: ``matmul``, of nodes only."""
+        from fgraph.ops import operators
+
+        return operators.matmul(other, self)
+
+    def __neg__(self):
+        """``-self``: ``scale(self, -1.0)``."""
+        from fgraph.ops import operators
+
+        return operators.neg(self)
+
+    def __getitem__(self, key):
+        """``self[key]``: ``getitem(self, key)``, basic indexing of the per-example axes."""
+        from fgraph.ops import operators
+
+        return operators.getitem(self, key)
+
 
 def check_name(name: object, what: str = "node") -> str:
     """Return ``name`` if it is a non-empty string, else raise ``TypeError``."""

@@ -116,3 +116,65 @@ def test_sigmoid_and_its_vjp_keep_full_relative_precision_on_the_whole_line():
     ref_grad = ref * np.array([_sigmoid_reference(a, -1) for a in SIGMOID_GRID])  # σ(a) σ(-a)
     assert np.max(np.abs(values - ref) / ref) <= 1e-12
     assert np.max(np.abs(grad - ref_grad) / ref_grad) <= 1e-12
+
+
+def _softplus_reference(a: float) -> float:
+    """log(1 + eᵃ) = max(a, 0) + log1p(e^-|a|) to 50 significant digits
+    (log1p of a tiny x by its series, which 1 + x would round away)."""
+    with decimal.localcontext(decimal.Context(prec=50)):
+        x = decimal.Decimal(-abs(a)).exp()
+        log1p = x - x**2 / 2 + x**3 / 3 - x**4 / 4 if x < decimal.Decimal("1e-6") else (1 + x).ln()
+        return float(decimal.Decimal(max(a, 0.0)) + log1p)
+
+
+def test_softplus_and_its_vjp_keep_full_relative_precision_on_the_whole_line():
+    # The naive log(1 + exp(a)) overflows above a ≈ 709.78 and returns 0 below
+    # a ≈ -37; max(a, 0) + log1p(e^-|a|) does neither, and its VJP is σ(a).
+    values, _ = _eval(fg.softplus, SIGMOID_GRID)
+    _, grad = _eval(lambda a: fg.sum(fg.softplus(a)), SIGMOID_GRID)
+    ref = np.array([_softplus_reference(a) for a in SIGMOID_GRID])
+    ref_grad = np.array([_sigmoid_reference(a) for a in SIGMOID_GRID])
+    assert np.max(np.abs(values - ref) / ref) <= 1e-12
+    assert np.max(np.abs(grad - ref_grad) / ref_grad) <= 1e-12
+    huge, _ = _eval(fg.softplus, np.array([-1e308, 1e308]))
+    assert list(huge) == [0.0, 1e308]
+
+
+def test_log_outside_its_domain_gives_minus_inf_and_nan_as_documented_never_a_shape_error():
+    w = fg.param("w", (3,))
+    g = fg.graph(objective=fg.sum(fg.log(w)), logs=fg.log(w))
+    point = {"w": np.array([0.0, -1.0, 2.0])}
+    with pytest.warns(RuntimeWarning):
+        logs = fg.forward(g, point)["logs"]
+    with pytest.warns(RuntimeWarning):
+        value, grads = fg.value_and_grad(g)(point)
+    assert logs[0] == -np.inf and np.isnan(logs[1]) and logs[2] == np.log(2.0)
+    assert np.isnan(value) and grads["w"][0] == np.inf and grads["w"][1] == -1.0 and grads["w"][2] == 0.5
+    for phrase in ("log(0) is -inf", "NaN", "checks", "DivergenceError"):
+        assert phrase in fg.log.__doc__
+
+
+def test_exp_overflows_to_inf_above_709_with_numpys_warning():
+    z = fg.param("z", (2,))
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        values = fg.forward(fg.graph(out=fg.exp(z)), {"z": np.array([709.0, 710.0])})["out"]
+    assert np.isfinite(values[0]) and values[1] == np.inf
+
+
+def test_maximum_gives_a_tie_to_its_first_argument_so_the_gradient_is_never_counted_twice():
+    a, b = fg.param("a", (3,)), fg.param("b", (3,))
+    g = fg.graph(objective=fg.sum(fg.maximum(a, b)))
+    grads = fg.grad(g)({"a": np.array([1.0, 2.0, 3.0]), "b": np.array([1.0, 5.0, -3.0])})
+    np.testing.assert_array_equal(grads["a"], [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(grads["b"], [0.0, 1.0, 0.0])
+    # relu(a) = maximum(a, 0) has derivative 1 at the tie 0 here, where relu's own convention says 0
+    same = fg.graph(objective=fg.sum(fg.maximum(a, fg.constant(0.0))))
+    assert list(fg.grad(same)({"a": np.array([-1.0, 0.0, 1.0])})["a"]) == [0.0, 1.0, 1.0]
+
+
+def test_div_by_zero_is_inf_with_numpys_warning_and_its_gradients_follow():
+    a, b = fg.param("a", ()), fg.param("b", ())
+    g = fg.graph(objective=fg.div(a, b))
+    with pytest.warns(RuntimeWarning, match="divide by zero"):
+        value, grads = fg.value_and_grad(g)({"a": 1.0, "b": 0.0})
+    assert value == np.inf and grads["a"] == np.inf

@@ -2,16 +2,20 @@
 differences, per example and with a batch axis, under hypothesis.
 
 One factory (MyGrad-style): each op is one ``OpCase`` line with a strategy
-for its arguments (values bounded away from kinks) and a per-example NumPy
-reference; the tests below run every case. Then the primitive as a value:
-its own builder under every public name, documented, config by position
-or by name, the hooks that run when a node is built, a user's primitive
-written as one block.
+for its arguments (values bounded away from kinks, and any config the case
+draws: an axis, an index, a shape) and a per-example NumPy reference; the
+tests below run every case. Then the primitive as a value: its own builder
+under every public name, documented, config by position or by name, the
+hooks that run when a node is built, a user's primitive written as one
+block.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import itertools
+import math
 import pydoc
 import types
 
@@ -27,11 +31,22 @@ from fgraph.testing import arrays, assert_grads_match, away_from, batch_sizes, l
 
 @attrs.frozen
 class OpCase:
-    name: str
-    builder: object
-    args: object  # strategy: (batch size or None) -> strategy of (arrays, batched flags)
-    reference: object  # per-example NumPy function
+    name: str  # the primitive's
+    builder: object  # (*nodes, **config) -> node
+    args: object  # strategy: (batch size or None) -> strategy of (arrays, batched flags[, config])
+    reference: object  # per-example NumPy function (*arrays, **config)
     batch: str = "map"  # "map": stacks per example; "mean": loss averaged; "all": reduces every axis
+    label: str | None = None  # the test id, when a primitive has several cases
+
+    @property
+    def id(self) -> str:
+        return self.label or self.name
+
+    def draw(self, data, batch):
+        """``(builder, reference, arrays, flags)`` with the drawn config bound."""
+        arrays_, flags, *config = data.draw(self.args(batch))
+        config = config[0] if config else {}
+        return functools.partial(self.builder, **config), functools.partial(self.reference, **config), arrays_, flags
 
 
 def _lead(batch):
@@ -47,27 +62,40 @@ def unary(low=-2.0, high=2.0, min_dims=0, elements=None):
     return draw_args
 
 
-@st.composite
-def _binary(draw, batch):
-    """Two broadcastable shapes; a batched argument keeps the output's rank."""
-    shape = draw(shapes(max_dims=2))
-    out = []
-    flags = []
-    for _ in range(2):
-        batched = batch is not None and draw(st.booleans())
-        s = tuple(d if draw(st.booleans()) else 1 for d in shape)
-        if not batched and s and draw(st.booleans()):
-            s = s[1:]  # an unbatched argument may drop leading axes
-        out.append(draw(arrays(((batch,) if batched else ()) + s)))
-        flags.append(batched)
-    if batch is not None and not any(flags):
-        flags[0] = True
-        out[0] = draw(arrays((batch,) + shape))
-    return tuple(out), tuple(flags)
+def broadcastable(count=2, elements=None):
+    """``count`` (an int or a strategy) arguments of broadcastable shapes; a
+    batched argument keeps the output's rank. ``elements``: one strategy of
+    entries per argument (None: the default ones)."""
+
+    @st.composite
+    def draw_args(draw, batch):
+        n = draw(count) if isinstance(count, st.SearchStrategy) else count
+        entries = elements or (None,) * n
+        shape = draw(shapes(max_dims=2))
+        out, flags = [], []
+        for i in range(n):
+            batched = batch is not None and draw(st.booleans())
+            s = tuple(d if draw(st.booleans()) else 1 for d in shape)
+            if not batched and s and draw(st.booleans()):
+                s = s[1:]  # an unbatched argument may drop leading axes
+            out.append(draw(arrays(((batch,) if batched else ()) + s, elements=entries[i])))
+            flags.append(batched)
+        if batch is not None and not any(flags):
+            flags[0] = True
+            out[0] = draw(arrays((batch,) + shape, elements=entries[0]))
+        return tuple(out), tuple(flags)
+
+    return draw_args
 
 
-def binary():
-    return _binary
+def binary(elements=None):
+    return broadcastable(2, elements)
+
+
+# maximum's arguments never tie nor come close: a's entries in [k + 0.1, k + 0.4]
+# and b's in [k + 0.6, k + 0.9] for integers k, so either may be the larger.
+_BELOW_HALF = st.integers(-2, 1).flatmap(lambda k: st.floats(k + 0.1, k + 0.4))
+_ABOVE_HALF = st.integers(-2, 1).flatmap(lambda k: st.floats(k + 0.6, k + 0.9))
 
 
 @st.composite
@@ -122,6 +150,106 @@ def _label_args(low, high):
     return draw_args
 
 
+# ------------------------------------------------------- structure: config drawn
+
+
+@st.composite
+def _times_constant_args(draw, batch):
+    """a, and the value of a constant that broadcasts against it (a keeps the output's rank).
+
+    The value stays away from 0: the derivative with respect to a is the
+    value, which central differences cannot see once a · value underflows.
+    """
+    shape = draw(shapes(max_dims=2))
+    value_shape = tuple(d if draw(st.booleans()) else 1 for d in shape)[draw(st.integers(0, len(shape))):]
+    value = draw(arrays(value_shape, elements=away_from(0.0, -2, 2, 1e-3)))
+    return (draw(arrays(_lead(batch) + shape)),), (batch is not None,), {"value": value}
+
+
+def _slices(n: int):
+    """Slices that select at least one element of an axis of length n, bounds in or out of range."""
+    bound = st.none() | st.integers(-n - 2, n + 2)
+    step = st.none() | st.sampled_from([1, 2, 3, -1, -2])
+    return st.builds(slice, bound, bound, step).filter(lambda s: len(range(n)[s]) > 0)
+
+
+def _key_entry(n: int):
+    return st.integers(-n, n - 1) | _slices(n) | st.integers(-n, n - 1).map(np.int64)
+
+
+@st.composite
+def _index_args(draw, batch):
+    """An array and a basic index of its per-example axes: ints, slices, maybe one ``...``."""
+    shape = draw(shapes(min_dims=1, max_dims=3))
+    head = draw(st.integers(0, len(shape)))
+    entries = [draw(_key_entry(n)) for n in shape[:head]]
+    if draw(st.booleans()):  # an ellipsis, then entries for some of the last axes
+        tail = draw(st.integers(0, len(shape) - head))
+        entries += [Ellipsis] + [draw(_key_entry(n)) for n in shape[len(shape) - tail :]]
+    key = entries[0] if len(entries) == 1 and draw(st.booleans()) else tuple(entries)
+    return (draw(arrays(_lead(batch) + shape)),), (batch is not None,), {"key": key}
+
+
+def _join_args(new_axis: bool):
+    """1-3 arrays to concatenate (lengths differ on the axis) or stack (one
+    shape); with a batch, any of them may lack the batch axis."""
+
+    @st.composite
+    def draw_args(draw, batch):
+        rank = draw(st.integers(0 if new_axis else 1, 3))
+        base = draw(shapes(min_dims=rank, max_dims=rank))
+        axis = draw(st.integers(-rank - new_axis, rank + new_axis - 1))
+        count = draw(st.integers(1, 3))
+        flags = [batch is not None and draw(st.booleans()) for _ in range(count)]
+        if batch is not None and not any(flags):
+            flags[draw(st.integers(0, count - 1))] = True
+        out = []
+        for batched in flags:
+            shape = list(base)
+            if not new_axis:
+                shape[axis] = draw(st.integers(1, 3))
+            out.append(draw(arrays(((batch,) if batched else ()) + tuple(shape))))
+        return tuple(out), tuple(flags), {"axis": axis}
+
+    return draw_args
+
+
+def _factorizations(size: int, max_dims: int = 3) -> list:
+    """Every shape of at most ``max_dims`` axes with ``size`` elements."""
+    found = [()] if size == 1 else []
+    for dims in range(1, max_dims + 1):
+        found += [s for s in itertools.product(range(1, size + 1), repeat=dims) if math.prod(s) == size]
+    return found
+
+
+@st.composite
+def _reshape_args(draw, batch):
+    shape = draw(shapes(max_dims=3))
+    target = list(draw(st.sampled_from(_factorizations(math.prod(shape)))))
+    if target and draw(st.booleans()):
+        target[draw(st.integers(0, len(target) - 1))] = -1
+    return (draw(arrays(_lead(batch) + shape)),), (batch is not None,), {"shape": tuple(target)}
+
+
+@st.composite
+def _transpose_args(draw, batch):
+    shape = draw(shapes(max_dims=3))
+    axes = None
+    if draw(st.booleans()):
+        axes = tuple(i - len(shape) if draw(st.booleans()) else i for i in draw(st.permutations(range(len(shape)))))
+    return (draw(arrays(_lead(batch) + shape)),), (batch is not None,), {"axes": axes}
+
+
+@st.composite
+def _axis_args(draw, batch):
+    """An array and per-example axes to reduce: one int, or a tuple of distinct ones."""
+    shape = draw(shapes(min_dims=1, max_dims=3))
+    chosen = draw(st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True))
+    signed = tuple(i - len(shape) if draw(st.booleans()) else i for i in chosen)
+    axis = signed[0] if len(signed) == 1 and draw(st.booleans()) else signed
+    return (draw(arrays(_lead(batch) + shape)),), (batch is not None,), {"axis": axis}
+
+
 def _np_softmax(z):
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -137,13 +265,30 @@ CASES = [
     OpCase("tanh", fg.tanh, unary(-3, 3), np.tanh),
     OpCase("relu", fg.relu, unary(elements=away_from(0.0, -2, 2, 1e-3)), lambda a: np.maximum(a, 0)),
     OpCase("sigmoid", fg.sigmoid, unary(-6, 6), lambda a: 1 / (1 + np.exp(-a))),
-    OpCase("add", fg.add, binary(), np.add),
+    OpCase("softplus", fg.softplus, unary(-6, 6), lambda a: np.logaddexp(0.0, a)),
+    OpCase("exp", fg.exp, unary(-3, 3), np.exp),
+    OpCase("log", fg.log, unary(0.1, 3.0), np.log),
+    OpCase("square", fg.square, unary(), np.square),
+    OpCase("add", fg.add, broadcastable(st.integers(2, 4)), lambda *a: functools.reduce(np.add, a)),
     OpCase("sub", fg.sub, binary(), np.subtract),
     OpCase("mul", fg.mul, binary(), np.multiply),
+    OpCase("div", fg.div, binary((None, away_from(0.0, -2, 2, 0.5))), np.divide),
+    OpCase("maximum", fg.maximum, binary((_BELOW_HALF, _ABOVE_HALF)), np.maximum),
+    OpCase("maximum", fg.maximum, binary((_ABOVE_HALF, _BELOW_HALF)), np.maximum, label="maximum_swapped"),
     OpCase("scale", lambda a: fg.scale(a, -1.7), unary(), lambda a: -1.7 * a),
     OpCase("matmul", fg.matmul, _matmul_args, _np_matmul),
     OpCase("sum", fg.sum, unary(), np.sum, batch="all"),
     OpCase("mean", fg.mean, unary(), np.mean, batch="all"),
+    OpCase("sum", lambda a, axis: fg.sum(a, axis), _axis_args, lambda a, axis: np.sum(a, axis=axis), label="sum_axis"),
+    OpCase("mean", lambda a, axis: fg.mean(a, axis=axis), _axis_args, lambda a, axis: np.mean(a, axis=axis), label="mean_axis"),
+    OpCase("constant", lambda a, value: fg.mul(a, fg.constant(value)), _times_constant_args, lambda a, value: a * value),
+    OpCase("getitem", lambda a, key: fg.getitem(a, key), _index_args, lambda a, key: a[key]),
+    OpCase("concat", lambda *ns, axis: fg.concat(ns, axis), _join_args(new_axis=False),
+           lambda *a, axis: np.concatenate(a, axis=axis)),
+    OpCase("stack", lambda *ns, axis: fg.stack(ns, axis=axis), _join_args(new_axis=True),
+           lambda *a, axis: np.stack(a, axis=axis)),
+    OpCase("reshape", lambda a, shape: fg.reshape(a, shape), _reshape_args, lambda a, shape: np.reshape(a, shape)),
+    OpCase("transpose", lambda a, axes: fg.transpose(a, axes), _transpose_args, lambda a, axes: np.transpose(a, axes)),
     OpCase("softmax", fg.softmax, unary(-5, 5, min_dims=1), _np_softmax),
     OpCase("log_softmax", fg.log_softmax, unary(-5, 5, min_dims=1), lambda z: np.log(_np_softmax(z))),
     OpCase("squared_l2_distance", fg.squared_l2_distance, _pair_args, lambda a, b: np.sum((a - b) ** 2), batch="mean"),
@@ -164,25 +309,26 @@ CASES = [
         batch="mean",
     ),
 ]
-IDS = [c.name for c in CASES]
+IDS = [c.id for c in CASES]
 
 
 def test_every_primitive_has_a_case():
     assert {c.name for c in CASES} == set(fg.ops.PRIMITIVES)
+    assert len(set(IDS)) == len(IDS)
 
 
-def _build(case, arrays_, flags):
+def _build(builder, arrays_, flags):
     """Evaluate the op through a graph, the arrays fed as params or batched data."""
     nodes, params, data = fg.check._leaves(arrays_, flags)
-    g = fg.graph(out=case.builder(*nodes))
+    g = fg.graph(out=builder(*nodes))
     return fg.forward(g, params, data)["out"]
 
 
-def _expected(case, arrays_, flags, batch):
+def _expected(case, reference, arrays_, flags, batch):
     if case.batch == "all" or batch is None:
-        return case.reference(*arrays_)
+        return reference(*arrays_)
     per_example = [
-        case.reference(*(a[i] if f else a for a, f in zip(arrays_, flags))) for i in range(batch)
+        reference(*(a[i] if f else a for a, f in zip(arrays_, flags))) for i in range(batch)
     ]
     return np.mean(per_example, axis=0) if case.batch == "mean" else np.stack(per_example)
 
@@ -190,24 +336,24 @@ def _expected(case, arrays_, flags, batch):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 @given(data=st.data(), batch=st.none() | batch_sizes())
 def test_forward_matches_numpy_reference(case, data, batch):
-    arrays_, flags = data.draw(case.args(batch))
-    got = _build(case, arrays_, flags)
-    np.testing.assert_allclose(got, _expected(case, arrays_, flags, batch), rtol=1e-12, atol=1e-12)
+    builder, reference, arrays_, flags = case.draw(data, batch)
+    got = _build(builder, arrays_, flags)
+    np.testing.assert_allclose(got, _expected(case, reference, arrays_, flags, batch), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 @given(data=st.data(), batch=st.none() | batch_sizes())
 def test_vjp_matches_central_differences(case, data, batch):
-    arrays_, flags = data.draw(case.args(batch))
-    assert_grads_match(case.builder, *arrays_, batched=flags)
+    builder, _, arrays_, flags = case.draw(data, batch)
+    assert_grads_match(builder, *arrays_, batched=flags)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.batch == "mean"], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in CASES if c.batch == "mean"], ids=lambda c: c.id)
 @given(data=st.data(), batch=batch_sizes())
 def test_loss_of_a_batch_is_the_mean_of_its_examples_and_so_is_its_gradient(case, data, batch):
-    arrays_, flags = data.draw(case.args(batch))
+    builder, _, arrays_, flags = case.draw(data, batch)
     nodes, params, data_ = fg.check._leaves(arrays_, flags)
-    g = fg.graph(out=case.builder(*nodes))
+    g = fg.graph(out=builder(*nodes))
     float_names = [n.name for n in nodes if n.name not in g.labels]
     whole = fg.backward(g, params, data_, output="out", wrt=float_names)
     per_example = []
@@ -222,14 +368,14 @@ def test_loss_of_a_batch_is_the_mean_of_its_examples_and_so_is_its_gradient(case
             np.testing.assert_allclose(whole[name], stacked, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.batch != "all"], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in CASES if c.batch != "all"], ids=lambda c: c.id)
 @given(data=st.data())
 def test_batch_of_one_equals_the_example_bit_for_bit(case, data):
-    arrays_, flags = data.draw(case.args(1))
+    builder, _, arrays_, flags = case.draw(data, 1)
     if not any(flags):
         return
     nodes, params, data_ = fg.check._leaves(arrays_, flags)
-    g = fg.graph(out=case.builder(*nodes))
+    g = fg.graph(out=builder(*nodes))
     batched = fg.forward(g, params, data_)["out"]
     example = {k: v[0] for k, v in data_.items()}
     single = fg.forward(g, params, example)["out"]
@@ -395,7 +541,7 @@ def test_nodes_may_be_given_by_their_names_as_the_rules_call_them():
         (lambda a, B: fg.scale(a, 1.0, 2.0), TypeError, r"scale takes 1 nodes and config \['c'\], got 2 more"),
         (lambda a, B: fg.tanh(a, 2.0), TypeError, r"tanh takes 1 nodes and no config, got 1 more positional arguments \(float\)"),
         (lambda a, B: fg.tanh(a, a), TypeError, r"tanh takes 1 nodes, got 2"),
-        (lambda a, B: fg.add(a), TypeError, r"add takes 2 nodes, got 1"),
+        (lambda a, B: fg.add(a), TypeError, r"add takes at least 2 nodes, got 1"),
         (lambda a, B: fg.scale(a), TypeError, r"scale needs config \['c'\]"),
         (lambda a, B: fg.matmul(B, a, a_vec=True), TypeError, r"matmul: config \['a_vec'\] is derived from the arguments"),
         (lambda a, B: fg.matmul(B, a, True), TypeError, r"matmul takes 2 nodes and no config"),

@@ -17,13 +17,18 @@ test that every primitive has a case follow from the block::
 
 Families: :mod:`~fgraph.ops.linear` (``vector_scalar_affine``, ``affine``,
 ``matmul``), :mod:`~fgraph.ops.elementwise` (``tanh``, ``relu``,
-``sigmoid``, ``add``, ``sub``, ``mul``, ``scale``),
-:mod:`~fgraph.ops.reductions` (``sum``, ``mean``),
+``sigmoid``, ``softplus``, ``exp``, ``log``, ``square``, the n-ary
+``add``, ``sub``, ``mul``, ``div``, ``maximum``, ``scale``),
+:mod:`~fgraph.ops.reductions` (``sum``, ``mean``, of everything or over
+per-example axes), :mod:`~fgraph.ops.structure` (``constant``,
+``getitem``, ``concat``, ``stack``, ``reshape``, ``transpose``),
 :mod:`~fgraph.ops.probability` (``softmax``, ``log_softmax``) and
 :mod:`~fgraph.ops.losses` (``squared_l2_distance``, ``l2_norm_penalty``,
 ``nll``, ``softmax_cross_entropy`` and the fused ``nll_of_softmax`` that
 ``nll(softmax(z), y)`` is built as); shared shape rules in
-:mod:`~fgraph.ops.shapes`.
+:mod:`~fgraph.ops.shapes`. Python's operators on nodes (``a + b``,
+``x * 2.0``, ``x[0]``, ...) build these nodes: :mod:`~fgraph.ops.operators`
+says which.
 
 **Batch axis.** Rules receive arrays that may carry one leading batch axis
 B (see DESIGN: batch convention): an argument that depends on data has shape
@@ -48,12 +53,12 @@ registry's constants had before primitives were callable.
 
 from __future__ import annotations
 
-from fgraph.ops import elementwise, linear, losses, probability, reductions
+from fgraph.ops import elementwise, linear, losses, probability, reductions, structure
 from fgraph.ops.losses import ZeroProbabilityWarning, squared_norm
 from fgraph.ops.shapes import broadcast_shape, same_shape, scalar_shape
 from fgraph.primitive import Primitive, apply, collect, primitive
 
-FAMILIES = (linear, elementwise, reductions, probability, losses)
+FAMILIES = (linear, elementwise, reductions, structure, probability, losses)
 PRIMITIVES = collect(*FAMILIES)
 
 
