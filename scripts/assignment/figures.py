@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from functools import partial
 
+import fgraph.viz
+import models
 from assignment.data import blobs, plot_grid, regression_problem
+from assignment.regression import inputs
 from jobs import Cache, Plot
 from report import plots
 
@@ -54,6 +57,28 @@ def learning_curves(shown: list, cache: Cache) -> tuple:
     return (panels,)
 
 
+#: How each model of a graph figure is rebuilt from its config (a graph is
+#: not sent between processes; its config is).
+GRAPHS = {
+    "ridge_regression": lambda c: models.ridge_regression(c["num_features"], c["l2_reg"]),
+    "mlp_regression": lambda c: models.mlp_regression(c["num_features"], c["hidden_units"], activation=c["activation"]),
+}
+
+
+def trained_graph(shown: list, cache: Cache) -> tuple:
+    """Arguments of :func:`model_graph`: the model's config, its final params and its training data."""
+    exp, o = _only(shown, "a graph figure")
+    problem = regression_problem(cache)
+    return dict(o.config["model"]), dict(o.params), inputs(problem, exp.settings["input"])["train"], problem.y_train
+
+
+def model_graph(path, config: dict, params: dict, x, y) -> None:
+    """The model's computation graph, drawn by :func:`fgraph.viz.draw` with the norms of its values and
+    gradients on the training set at the final params, and on each use of a param its contribution."""
+    model = GRAPHS[config["name"]](config)
+    fgraph.viz.draw(model.graph, path, params, {"x": x, "y": y}, dpi=plots.DPI)
+
+
 #: The figures, in the order of the files the job lists.
 PLOTS = {
     "ridge": Plot(filename="ridge_fits.png", draw=plots.prediction_functions,
@@ -63,4 +88,6 @@ PLOTS = {
     "minibatch": Plot(filename="minibatch.png", draw=plots.minibatch, args=epoch_curves),
     "regions": Plot(filename="decision_regions.png", draw=plots.decision_regions, args=regions),
     "curves": Plot(filename="learning_curves.png", draw=plots.learning_curves, args=learning_curves),
+    "ridge_graph": Plot(filename="ridge_graph.png", draw=model_graph, args=trained_graph),
+    "mlp_graph": Plot(filename="mlp_graph.png", draw=model_graph, args=trained_graph),
 }

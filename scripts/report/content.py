@@ -110,6 +110,13 @@ OUTLINE = (
                           "400 step features follow the training data closely."),)),
     FigureSlot(key="ridge", caption="Prediction functions of the ridge (and linear) fits, the target "
                                     "and the training data over [0, 1), as in the assignment's plot."),
+    FigureSlot(key="ridge_graph", caption="The ridge graph (l2_reg = 1) drawn by `fgraph.viz.draw`, evaluated on the "
+                                          "100 training points at the fitted parameters: each box gives the node's "
+                                          "per-example shape (B × for the batch axis) and the norms of its value and "
+                                          "of the objective's gradient. `w` is used twice: two arrows leave it, each "
+                                          "labelled with the contribution that use sends back, the prediction's "
+                                          "2 mean((x·w + b - y) x) and the penalty's 2 λ w, which "
+                                          "`fgraph.interpret.contributions` returns and whose sum is w's gradient."),
     Slot(key="3.4", before=(Heading("3.4 [Optional] Minibatch ridge regression", 3),)),
     FigureSlot(key="minibatch", caption="Minibatch ridge regression: time per epoch and speed-up over batch size 1 "
                                         "(left); training MSE after each epoch against wall time, step scaled with "
@@ -125,6 +132,11 @@ OUTLINE = (
     Slot(key="4.2.4"),
     FigureSlot(key="mlp", caption="Prediction functions of the MLP fits (assignment's settings and the "
                                   "tuned scalar MLP), the target and the training data."),
+    FigureSlot(key="mlp_graph", caption="The MLP on the 400 features drawn by `fgraph.viz.draw` at its fitted "
+                                        "parameters on the training set: the shapes of W1 (10 × 400), the hidden "
+                                        "layer and the output, each node's value and gradient norms, and on each "
+                                        "arrow the norm of the gradient that use sends back, which is what the "
+                                        "backward pass computes, right to left."),
     derivations.classifier,
     Slot(key="4.3"),
     FigureSlot(key="regions", caption="The classifier's decision regions with the test points "
