@@ -14,9 +14,24 @@ can from the optimiser (for SGD, the learning rate folded into the
 backward pass). Data and params are validated once per fit, not once per
 step; before the first step the checked program runs on the first and the
 last batch of an epoch, so a misshapen primitive is a ``ShapeError``, not a
-wrong fit. Side effects (a progress bar, checkpoints, logs) live at the
-edges: ``progress`` wraps the iterator of epochs and ``on_epoch`` is called
-with the state after each epoch, outside the fold.
+wrong fit.
+
+Side effects live at the edges, between epochs, outside the fold::
+
+    result = fit(g, params, data, optimizer=optim.adam(1e-3), epochs=100, batch_size=32,
+                 evaluate=held_out(g, validation_data),    # metrics[e] = {"validation": J}
+                 progress=True,                            # a tqdm bar: loss, validation
+                 on_epoch=early_stopping("validation", patience=5))
+
+``evaluate(params)`` returns ``{name: number}`` after each epoch; the
+numbers are recorded in ``TrainState.metrics``, so they are saved, loaded
+and resumed with the state. ``progress=True`` shows a tqdm bar (tqdm is
+an optional dependency) with the epoch's mean objective and metrics, a
+function wraps the iterator of epochs instead. ``on_epoch(state)`` sees
+every epoch's :class:`TrainState` (to save checkpoints, log, plot); when it
+returns :data:`STOP` the fit ends there and returns that state as usual,
+and a fit resumed from it continues bit-identically. None of them changes
+the fold: the same seed gives the same params with or without them.
 
 Divergence: every step checks that its objective is finite (a float
 comparison); the params are checked every :data:`CHECK_STEPS` steps and at
@@ -29,9 +44,10 @@ whose values were all finite.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import reduce
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -58,6 +74,11 @@ class TrainState:
       e.g. a state saved before this field existed)
     - ``optimizer``: the name of the optimiser whose steps made
       ``opt_state`` (None: unknown)
+    - ``metrics``: per completed epoch, the ``{name: float}`` that
+      :func:`fit`'s ``evaluate`` returned after it (``{}`` for an epoch
+      trained without one); ``()`` in a state saved before metrics were
+      recorded, whose earlier epochs then count as ``{}``. Like every
+      number of a state, they must be finite for :func:`fgraph.io.save_state`
 
     A fit resumed from a state must see the same number of examples and an
     optimiser whose state has the same structure; :func:`fit` says which
@@ -74,15 +95,29 @@ class TrainState:
     running: float = 0.0
     num_examples: int | None = None
     optimizer: str | None = None
+    metrics: tuple = ()
 
 
 @attrs.frozen(eq=False)
 class FitResult:
-    """What :func:`fit` returns: final ``params``, per-epoch ``history``, and the whole ``state``."""
+    """What :func:`fit` returns: final ``params``, per-epoch ``history`` and
+    ``metrics`` (see :class:`TrainState`), and the whole ``state``."""
 
     params: Mapping
     history: tuple
     state: TrainState
+    metrics: tuple = ()
+
+
+class _Stop:
+    """The type of :data:`STOP`."""
+
+    def __repr__(self) -> str:
+        return "fgraph.train.STOP"
+
+
+#: What an ``on_epoch`` callback returns to end a fit after this epoch.
+STOP = _Stop()
 
 
 class DivergenceError(ValueError):
@@ -330,8 +365,10 @@ def _check_position(state: TrainState, n: int, steps_per_epoch: int) -> None:
         value = getattr(state, what)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"resume: the state's {what} must be an int >= 0, got {value!r}")
-    if len(state.history) != state.epoch:
-        raise ValueError(f"resume: the state has done {state.epoch} epochs but its history has {len(state.history)} entries")
+    for what in ("history", "metrics"):
+        entries = len(getattr(state, what))
+        if entries != state.epoch and (what == "history" or entries):
+            raise ValueError(f"resume: the state has done {state.epoch} epochs but its {what} has {entries} entries")
     into = state.step - state.epoch * steps_per_epoch
     if not 0 <= into <= steps_per_epoch:
         raise ValueError(
@@ -366,15 +403,32 @@ def _start_state(g, params, optimizer, seed, batch_size, resume, n) -> TrainStat
 # -------------------------------------------------------------- the fold
 
 
-@attrs.frozen(eq=False)
-class _Carry:
+def _unroll(pairs: tuple) -> tuple:
+    """The items of nested pairs ``(newest, (older, ... ()))``, oldest first."""
+    out = []
+    while pairs:
+        out.append(pairs[0])
+        pairs = pairs[1]
+    return tuple(reversed(out))
+
+
+def _pairs(items) -> tuple:
+    """``items`` (oldest first) as nested pairs, newest outermost: see :class:`_Carry`."""
+    pairs = ()
+    for item in items:
+        pairs = (item, pairs)
+    return pairs
+
+
+class _Carry(NamedTuple):
     """The fold's state between two epochs, built once an epoch (never once
     a step: the steps of an epoch carry a plain ``(params, opt_state,
-    running)``).
+    running)``). A named tuple: frozen, and half the cost of an attrs
+    instance to build, which a fit of many short epochs notices.
 
-    ``means`` holds the mean objective of every completed epoch, newest
-    first, as nested pairs ``(mean, older)`` ending in ``()``, so that an
-    epoch extends it in O(1); :meth:`history` lists it oldest first.
+    ``means`` and ``metrics`` hold the mean objective and the metrics of
+    every completed epoch, newest first, as nested pairs ``(newest,
+    older)`` ending in ``()``, so that an epoch extends them in O(1).
     """
 
     epoch: int
@@ -383,21 +437,14 @@ class _Carry:
     step: int
     running: float
     means: tuple
-
-    def history(self) -> tuple:
-        """The per-epoch mean objectives, oldest first."""
-        out, node = [], self.means
-        while node:
-            out.append(node[0])
-            node = node[1]
-        return tuple(reversed(out))
+    metrics: tuple
 
 
 def _carry_of(state: TrainState) -> _Carry:
-    means = ()
-    for mean in state.history:
-        means = (mean, means)
-    return _Carry(state.epoch, dict(state.params), state.opt_state, state.step, state.running, means)
+    """The carry at ``state``; its metrics dicts are copies (the caller may hold the state's)."""
+    metrics = state.metrics or ({},) * state.epoch  # a state from before metrics: nothing was evaluated
+    return _Carry(state.epoch, dict(state.params), state.opt_state, state.step, state.running, _pairs(state.history),
+                  _pairs(dict(m) for m in metrics))
 
 
 @attrs.frozen(eq=False)
@@ -427,15 +474,16 @@ class _Fold:
 
     def close(self, carry: _Carry, inner: tuple, steps: int) -> _Carry:
         """The carry at the end of epoch ``carry.epoch``, reached in ``steps``
-        steps with ``inner = (params, opt_state, running)``."""
+        steps with ``inner = (params, opt_state, running)``; its metrics ``{}``."""
         params, opt_state, running = inner
         mean = running / self.steps_per_epoch
-        return _Carry(carry.epoch + 1, params, opt_state, carry.step + steps, 0.0, (mean, carry.means))
+        return _Carry(carry.epoch + 1, params, opt_state, carry.step + steps, 0.0, (mean, carry.means),
+                      ({}, carry.metrics))
 
     def state(self, carry: _Carry) -> TrainState:
         """The :class:`TrainState` at ``carry``, with read-only params."""
         return TrainState(readonly(carry.params), carry.opt_state, carry.epoch, carry.step, self.seed, self.batch_size,
-                          carry.history(), carry.running, self.num_examples, self.optimizer)
+                          _unroll(carry.means), carry.running, self.num_examples, self.optimizer, _unroll(carry.metrics))
 
 
 def _replay(fold: _Fold, verified: _Carry, last_epoch: int):
@@ -463,7 +511,7 @@ def _diverged(fold: _Fold, carry: _Carry, inner: tuple, k: int, why: str) -> Div
     """The error for step ``k`` of the batches left in ``carry``'s epoch, with
     the state ``inner = (params, opt_state, running)`` just before it."""
     params, opt_state, running = inner
-    at = _Carry(carry.epoch, params, opt_state, carry.step + k, running, carry.means)
+    at = _Carry(carry.epoch, params, opt_state, carry.step + k, running, carry.means, carry.metrics)
     step = at.step - at.epoch * fold.steps_per_epoch
     return DivergenceError(
         f"training diverged at epoch {at.epoch}, step {step} of the epoch ({at.step} overall): {why};"
@@ -488,22 +536,110 @@ def _advance(fold: _Fold, carry: _Carry, verified: _Carry, check: bool) -> tuple
     return carry, verified
 
 
-def _run(fold: _Fold, carry: _Carry, epochs: int, progress, on_epoch, errstate: dict) -> _Carry:
-    """The fold of epochs ``carry.epoch .. epochs - 1``, with the edges
-    around it: ``progress`` wraps the epochs, ``on_epoch`` sees the state
-    after each (under the caller's ``errstate``); Ctrl-C is a
-    TrainingInterrupted with the state of the last completed epoch."""
-    check_every = max(1, CHECK_STEPS // fold.steps_per_epoch)
-    verified, epoch_range = carry, range(carry.epoch, epochs)
+# ----------------------------------------------------------------- edges
+
+
+@attrs.frozen(eq=False)
+class _Edges:
+    """What a fit does between two epochs, outside the fold, under the
+    caller's NumPy ``errstate``: evaluate the params, show progress, call
+    ``on_epoch``."""
+
+    wrap: Callable[[Iterable], Iterable]
+    bar: Any  # True until :meth:`opened`, then a tqdm bar; None for none
+    evaluate: Callable | None
+    on_epoch: Callable | None
+    errstate: dict
+
+    @property
+    def watching(self) -> bool:
+        """Whether something sees the params after every epoch (so they are checked every epoch)."""
+        return self.evaluate is not None or self.on_epoch is not None
+
+    def opened(self, start: int, epochs: int) -> _Edges:
+        """These edges with their progress bar shown, if they have one."""
+        return self if self.bar is None else attrs.evolve(self, bar=_progress_bar(start, epochs))
+
+    def after(self, fold: _Fold, carry: _Carry) -> tuple:
+        """``(carry with this epoch's metrics, whether on_epoch said STOP)``."""
+        with np.errstate(**self.errstate):  # the caller's code, the caller's settings
+            metrics = {} if self.evaluate is None else _metrics(self.evaluate(readonly(carry.params)), carry.epoch)
+            if metrics:
+                carry = carry._replace(metrics=(metrics, carry.metrics[1]))
+            if self.bar is not None:
+                self.bar.set_postfix({"loss": carry.means[0], **metrics}, refresh=False)
+                self.bar.update()
+            return carry, self.on_epoch is not None and self.on_epoch(fold.state(carry)) is STOP
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _metrics(values, epoch: int) -> dict:
+    """What ``evaluate`` returned after epoch ``epoch`` (1-based), as ``{str: float}``, or a TypeError naming it."""
+    if not isinstance(values, Mapping):
+        raise TypeError(f"evaluate must return a dict of metric name -> number, got {type(values).__name__} after epoch {epoch}")
+    out = {}
+    for name, value in values.items():
+        if not isinstance(name, str):
+            raise TypeError(f"evaluate: metric names must be str, got {name!r} after epoch {epoch}")
+        if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0 or np.asarray(value).dtype.kind not in "iuf":
+            raise TypeError(f"evaluate: metric {name!r} must be a real number, got {value!r:.60} after epoch {epoch}")
+        out[name] = float(value)
+    return out
+
+
+def _progress_bar(start: int, epochs: int):
+    """A tqdm bar over epochs ``start .. epochs - 1``, or an ImportError saying how to get tqdm."""
     try:
-        for _ in progress(epoch_range) if progress is not None else epoch_range:
-            check = on_epoch is not None or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
-            carry, verified = _advance(fold, carry, verified, check)
-            if on_epoch is not None:
-                with np.errstate(**errstate):  # the caller's code, the caller's settings
-                    on_epoch(fold.state(carry))
+        import tqdm
+    except ImportError:
+        raise ImportError(
+            "fit(progress=True) shows a tqdm progress bar, and tqdm is not installed: pip install tqdm"
+            " (or pass progress=None, or a function that wraps the iterator of epochs)"
+        ) from None
+    return tqdm.tqdm(total=epochs, initial=start, unit="epoch", desc="fit")
+
+
+def _edges(progress, evaluate, on_epoch, errstate: dict) -> _Edges:
+    """The :class:`_Edges` of a fit's arguments, each checked."""
+    for name, value in (("evaluate", evaluate), ("on_epoch", on_epoch)):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be a function or None, got {value!r:.60}")
+    if progress is None or progress is False or progress is True:
+        return _Edges(_unwrapped, progress or None, evaluate, on_epoch, errstate)
+    if not callable(progress):
+        raise TypeError(f"progress must be True, None or a function wrapping the iterator of epochs, got {progress!r:.60}")
+    return _Edges(progress, None, evaluate, on_epoch, errstate)
+
+
+def _unwrapped(epochs: Iterable) -> Iterable:
+    return epochs
+
+
+def _run(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges) -> _Carry:
+    """The fold of epochs ``carry.epoch .. epochs - 1`` with its edges; stops
+    early when ``on_epoch`` says STOP. Ctrl-C is a TrainingInterrupted with
+    the state of the last completed (and evaluated) epoch."""
+    check_every = max(1, CHECK_STEPS // fold.steps_per_epoch)
+    verified, edges = carry, edges.opened(carry.epoch, epochs)
+    watching, quiet = edges.watching, not edges.watching and edges.bar is None
+    try:
+        for _ in edges.wrap(range(carry.epoch, epochs)):
+            check = watching or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
+            advanced, verified = _advance(fold, carry, verified, check)
+            if quiet:  # nothing to do between epochs: no call for it
+                carry = advanced
+                continue
+            carry, stop = edges.after(fold, advanced)
+            verified = carry if verified is advanced else verified  # with its metrics
+            if stop:
+                break
     except KeyboardInterrupt:
         raise TrainingInterrupted(fold.state(carry)) from None
+    finally:
+        edges.close()
     return carry
 
 
@@ -517,6 +653,9 @@ def _verify_shapes(g: Graph, program, params, batches: list) -> None:
     for batch in (batches[0], batches[-1]):
         first = batch[name]
         program.verify(params, batch, None if np.ndim(first) == rank else len(first))
+
+
+# ------------------------------------------------------------------- fit
 
 
 def _fit_program(g: Graph, output: str, optimizer):
@@ -533,66 +672,113 @@ def _fit_program(g: Graph, output: str, optimizer):
     return program
 
 
-def _fit_data(g: Graph, program, data: Mapping) -> tuple:
-    """``(arrays, n)``: the inputs ``program`` reads, checked, and their number of examples."""
-    arrays, n = validate.data(g, data, program.input_names)
-    if n is None:
-        raise ShapeError("fit needs data with a leading batch axis (one row per example) on every input")
-    return arrays, n
-
-
-def fit(
-    g: Graph,
-    params: Mapping | None,
-    data: Mapping,
-    *,
-    optimizer,
-    epochs: int,
-    batch_size: int = 1,
-    seed: int = 0,
-    output: str = "objective",
-    resume: TrainState | None = None,
-    progress: Callable[[Iterable], Iterable] | None = None,
-    on_epoch: Callable[[TrainState], Any] | None = None,
-) -> FitResult:
-    """Train ``params`` to minimise ``output`` by folding ``optimizer`` steps over
-    shuffled minibatches; ``epochs`` in total.
-
-    Every input in ``data`` carries a leading example axis of length n. Each
-    epoch visits every example once, in batches of ``batch_size`` (the
-    last batch smaller if needed), in the order :func:`epoch_permutation`
-    ``(seed, epoch)`` gives. ``history[e]`` is the mean of the step
-    objectives of epoch ``e`` (each measured before its update). With
-    ``resume=state``, the fold continues from ``state`` (an epoch boundary or
-    the middle of an epoch) and ends bit-identical to one that never stopped;
-    the data must have the state's number of examples and the optimiser a
-    state of the same structure (the same kind of optimiser; other
-    hyperparameters, a smaller learning rate say, are allowed).
-
-    ``progress`` wraps the iterator of epochs (e.g. ``tqdm.tqdm``);
-    ``on_epoch(state)`` is called with the :class:`TrainState` after every
-    epoch. Ctrl-C raises :class:`TrainingInterrupted` with the state after
-    the last completed epoch; a non-finite objective, gradient or param a
-    :class:`DivergenceError` with the last finite state.
-
-    The params, optimiser state and history returned are new: they share no
-    memory with the caller's params, data or ``resume`` state.
-    """
+def _setup(g: Graph, params, data, optimizer, epochs, batch_size, seed, output, resume) -> tuple:
+    """``(program, fold, state, epochs)``: a fit's arguments checked, its
+    fixed parts built and the state it starts from."""
     program = _fit_program(g, output, optimizer)
     seed, epochs = check_seed(seed), _positive_int(epochs, "epochs", minimum=0)
     batch_size = _positive_int(batch_size, "batch_size")
-    arrays, n = _fit_data(g, program, data)
+    arrays, n = validate.data(g, data, program.input_names)
+    if n is None:
+        raise ShapeError("fit needs data with a leading batch axis (one row per example) on every input")
     state = _start_state(g, params, optimizer, seed, batch_size, resume, n)
     if epochs < state.epoch:
         raise ValueError(f"resume: the state has already done {state.epoch} epochs, more than epochs={epochs}")
     fold = _Fold(fast_step(program, optimizer), checked_step(program, optimizer), _Batcher(arrays, batch_size, seed),
                  -(-n // batch_size), seed, batch_size, n, _optimizer_name(optimizer))
-    callers_errstate = np.geterr()
+    return program, fold, state, epochs
+
+
+def fit(g: Graph, params: Mapping | None, data: Mapping, *, optimizer, epochs: int, batch_size: int = 1, seed: int = 0,
+        output: str = "objective", resume: TrainState | None = None, progress: bool | Callable | None = None,
+        evaluate: Callable[[Mapping], Mapping] | None = None, on_epoch: Callable[[TrainState], Any] | None = None,
+        ) -> FitResult:
+    """Train ``params`` to minimise ``output`` by folding ``optimizer`` steps over
+    shuffled minibatches, up to ``epochs`` in total.
+
+    Every input in ``data`` has a leading example axis of length n. Each
+    epoch visits every example once, in batches of ``batch_size`` (the last
+    one smaller if needed) in the order of :func:`epoch_permutation`
+    ``(seed, epoch)``. ``history[e]`` is the mean of epoch ``e``'s step
+    objectives (each measured before its update). ``resume=state`` continues
+    from ``state`` (an epoch boundary or inside an epoch) and ends
+    bit-identical to a fit that never stopped; it needs the state's number
+    of examples and an optimiser whose state has the same structure (other
+    hyperparameters, a smaller learning rate say, are allowed).
+
+    Outside the fold, after every epoch: ``evaluate(params)`` returns
+    ``{name: number}``, recorded in ``metrics[e]`` (see :func:`held_out`);
+    ``progress=True`` shows a tqdm bar with the epoch's mean objective
+    ("loss") and metrics, a function wraps the iterator of epochs instead;
+    ``on_epoch(state)`` sees the :class:`TrainState`, and ends the fit
+    there, returning normally, if it returns :data:`STOP` (see
+    :func:`early_stopping`). Ctrl-C raises :class:`TrainingInterrupted`, a
+    NaN/inf objective, gradient or param :class:`DivergenceError`; both
+    carry the state to resume from. Nothing returned shares memory with the
+    caller's params, data or ``resume`` state.
+    """
+    program, fold, state, epochs = _setup(g, params, data, optimizer, epochs, batch_size, seed, output, resume)
+    edges = _edges(progress, evaluate, on_epoch, np.geterr())
     # Overflow on the way to a divergence is reported by DivergenceError,
     # precisely; NumPy's warnings would only repeat it, vaguely.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if state.epoch < epochs:
             _verify_shapes(g, program, state.params, fold.batcher.epoch(state.epoch))
-        carry = _run(fold, _carry_of(state), epochs, progress, on_epoch, callers_errstate)
+        carry = _run(fold, _carry_of(state), epochs, edges)
     state = fold.state(carry)
-    return FitResult(params=state.params, history=state.history, state=state)
+    return FitResult(params=state.params, history=state.history, state=state, metrics=state.metrics)
+
+
+# ------------------------------------------------ for evaluate= and on_epoch=
+
+
+def held_out(g: Graph, data: Mapping, *, output: str = "objective", name: str = "validation") -> Callable[[Mapping], dict]:
+    """An ``evaluate`` for :func:`fit`: ``params -> {name: J}``, with J the value
+    of the scalar ``output`` on ``data`` (examples the fit does not train on;
+    for a loss, the mean over them, as one batch).
+
+    ``data`` is checked here, once; the params on every call.
+    """
+    program = _program(g, output)
+    if not isinstance(name, str):
+        raise TypeError(f"held_out: name must be a str, got {name!r}")
+    arrays, n = validate.data(g, data, program.input_names)
+    needed = tuple(sorted(program.param_names))
+
+    def evaluate(params: Mapping) -> dict:
+        return {name: float(program.run_forward(validate.params(g, params, needed), arrays, n))}
+
+    return evaluate
+
+
+def early_stopping(metric: str = "validation", patience: int = 5, mode: str = "min") -> Callable[[TrainState], Any]:
+    """An ``on_epoch`` for :func:`fit` that returns :data:`STOP` once ``metric``
+    has not improved for ``patience`` epochs.
+
+    With ``metrics[e][metric]`` the values that ``evaluate`` recorded and b
+    the first epoch of the best one (the lowest for ``mode="min"``, the
+    highest for ``"max"``; NaN never counts as best), the fit stops after
+    epoch e = ``state.epoch - 1`` when e - b >= ``patience``. It is a pure
+    function of the state, so a resumed fit stops where an unbroken one
+    would; keep the params of epoch b by saving them from an ``on_epoch``
+    of your own if you need them.
+    """
+    if not isinstance(metric, str):
+        raise TypeError(f"early_stopping: metric must be a str, got {metric!r}")
+    patience = _positive_int(patience, "early_stopping: patience")
+    if mode not in ("min", "max"):
+        raise ValueError(f"early_stopping: mode must be 'min' or 'max', got {mode!r}")
+    sign = 1.0 if mode == "min" else -1.0
+
+    def on_epoch(state: TrainState):
+        values = [(e, m[metric]) for e, m in enumerate(state.metrics) if metric in m]
+        scored = [(sign * v, e) for e, v in values if not math.isnan(v)]  # (best first, then earliest)
+        if not scored:
+            last = sorted(state.metrics[-1]) if state.metrics else []
+            raise ValueError(
+                f"early_stopping: no epoch has a number for the metric {metric!r} (the last epoch's metrics are"
+                f" {last}); give fit an evaluate that returns it, e.g. evaluate=held_out(g, validation_data)"
+            )
+        return STOP if state.epoch - 1 - min(scored)[1] >= patience else None
+
+    return on_epoch

@@ -79,13 +79,13 @@ def test_a_state_of_unknown_size_must_sit_within_this_fits_epochs():
 
 def _as_version_1(path):
     """Rewrite a state file as the previous version wrote it: no array
-    declarations and no ``num_examples`` or ``optimizer`` fields."""
+    declarations and no ``num_examples``, ``optimizer`` or ``metrics`` fields."""
     with np.load(path, allow_pickle=False) as npz:
         members = {k: npz[k] for k in npz.files}
     manifest = json.loads(str(members.pop("manifest")[()]))
     manifest["version"] = 1
     manifest.pop("arrays", None)
-    del manifest["fields"]["num_examples"], manifest["fields"]["optimizer"]
+    del manifest["fields"]["num_examples"], manifest["fields"]["optimizer"], manifest["fields"]["metrics"]
     members["manifest"] = np.array(json.dumps(manifest))
     with open(path, "wb") as f, zipfile.ZipFile(f, "w") as zf:
         for key, value in members.items():
@@ -99,10 +99,11 @@ def test_a_state_saved_by_the_previous_version_loads_and_resumes_bit_identically
     io.save_state(tmp_path / "s", _fit(OPTIMIZERS[name](), 2).state)
     _as_version_1(tmp_path / "s")
     old = io.load_state(tmp_path / "s")
-    assert old.num_examples is None and old.optimizer is None
+    assert old.num_examples is None and old.optimizer is None and old.metrics == ()
     resumed = _fit(OPTIMIZERS[name](), 5, resume=old)
     assert all(np.array_equal(straight.params[k], resumed.params[k]) for k in straight.params)
     assert resumed.history == straight.history and resumed.state.num_examples == 12
+    assert resumed.metrics == straight.metrics == ({},) * 5
 
 
 # --------------------------------------------------------------- optimiser
@@ -137,7 +138,7 @@ def test_a_state_shaped_for_other_params_is_refused():
 
 def _fields(state):
     return {name: getattr(state, name) for name in ("params", "opt_state", "epoch", "step", "seed", "batch_size", "history",
-                                                    "running", "num_examples", "optimizer")}
+                                                    "running", "num_examples", "optimizer", "metrics")}
 
 
 def test_other_hyperparameters_of_the_same_optimiser_are_allowed():
