@@ -43,6 +43,7 @@ class Node:
     init: Any = None
     batched: bool = False
     auto_name: bool = False
+    owner: Any = None
 
     def __repr__(self) -> str:
         kind = self.op.name if self.op is not None else self.role
@@ -190,15 +191,21 @@ def input(name: str, shape=()) -> Node:  # noqa: A001 - the contract's name
     return Node(name=name, role="input", shape=as_shape(shape, f"input {name!r}"), batched=True)
 
 
-def param(name: str, shape=(), init=None) -> Node:
+def param(name: str, shape=(), init=None, *, owner=None) -> Node:
     """A trainable parameter of shape ``shape`` (never batched).
 
     ``init`` is an initialiser from :mod:`fgraph.init` (default: zeros), used
-    by :func:`fgraph.init.init_params`.
+    by :func:`fgraph.init.init_params`. ``owner`` lets separately built param
+    nodes be one parameter: two param nodes with one name are the same
+    parameter when they carry the same owner object (by identity), the same
+    shape and an equal init. A layer makes one owner when it is built and
+    passes it to every param it creates, so applying the same layer many
+    times ties its weights, with no global state; two layers built
+    separately never share, even under one name.
     """
     check_name(name, "param")
     init = check_initializer(init, f"param {name!r}")
-    return Node(name=name, role="param", shape=as_shape(shape, f"param {name!r}"), init=init)
+    return Node(name=name, role="param", shape=as_shape(shape, f"param {name!r}"), init=init, owner=owner)
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -300,17 +307,40 @@ def topological_order(roots) -> tuple:
             if other is None:
                 kept[node.name] = canonical[id(node)] = node
                 order.append(node)
-            elif _same_computation(other, node, canonical):
+            elif _same_computation(other, node, canonical) or _same_param(other, node):
                 canonical[id(node)] = other
             else:
-                hint = (
-                    " (their primitives share the name but are different objects; pass name= to one)"
-                    if other.auto_name and node.auto_name
-                    else "; node names must be unique (to use one layer's params twice, build the layer"
-                    " once and apply the same function twice, or pass the same param Node)"
-                )
-                raise GraphError(f"two different nodes are named {node.name!r}: {other!r} and {node!r}{hint}")
+                raise GraphError(_duplicate_message(other, node))
     return tuple(order)
+
+
+def _same_param(kept: Node, node: Node) -> bool:
+    """Whether two param nodes are one parameter: one owner, shape and init."""
+    return (
+        kept.role == node.role == "param"
+        and kept.owner is not None
+        and kept.owner is node.owner
+        and kept.shape == node.shape
+        and kept.init == node.init
+    )
+
+
+def _duplicate_message(kept: Node, node: Node) -> str:
+    """Why two nodes may not share a name, and what to do when sharing was meant."""
+    head = f"two different nodes are named {node.name!r}: {kept!r} and {node!r}"
+    if kept.auto_name and node.auto_name:
+        return head + " (their primitives share the name but are different objects; pass name= to one)"
+    if kept.role == node.role == "param" and kept.owner is not None and kept.owner is node.owner:
+        return (
+            f"{head}: the same layer made both, with shapes {kept.shape} and {node.shape} (and inits"
+            f" {kept.init!r}, {node.init!r}); a layer applied several times shares its params, so it must"
+            " see inputs of the same size each time"
+        )
+    return (
+        f"{head}; node names must be unique. To share parameters (tied weights), build the layer once"
+        " (cell = layers.rnn_cell('rnn', 32)) and apply that same layer wherever it is used, or use the"
+        " same param Node; two layers built separately are different layers, so give them different names"
+    )
 
 
 def graph(**outputs: Node) -> Graph:

@@ -108,3 +108,22 @@ def test_the_generated_program_reads_as_backpropagation_and_names_cannot_inject_
     assert "import os" not in source.replace(repr(hostile), "")
     value, grads = fg.value_and_grad(g)({hostile: np.array([1.0, 2.0])}, {"x\nprint('hi')": np.array([0.5, -0.5])})
     np.testing.assert_allclose(grads[hostile], np.tanh([0.5, -0.5]))
+
+
+def test_params_with_one_owner_are_one_parameter_and_others_collide_with_advice():
+    owner = object()
+    x = fg.input("x", (2,))
+
+    def use():  # what a layer does each time it is applied
+        return fg.affine(fg.param("cell.W", (2, 2), owner=owner), x, fg.param("cell.b", (2,), owner=owner))
+
+    g = fg.graph(objective=fg.sum(fg.add(use(), use())))
+    assert list(g.params) == ["cell.W", "cell.b"]
+    grads = fg.grad(g)({"cell.W": np.eye(2), "cell.b": np.zeros(2)}, {"x": np.array([1.0, 2.0])})
+    np.testing.assert_allclose(grads["cell.W"], 2 * np.outer([1.0, 1.0], [1.0, 2.0]))
+    with pytest.raises(fg.GraphError, match=r"build the layer once.*apply that same layer"):
+        fg.graph(a=fg.sum(fg.param("cell.W", (2,))), b=fg.sum(fg.param("cell.W", (2,))))
+    with pytest.raises(fg.GraphError, match=r"same layer made both, with shapes \(2,\) and \(3,\)"):
+        fg.graph(a=fg.sum(fg.param("W", (2,), owner=owner)), b=fg.sum(fg.param("W", (3,), owner=owner)))
+    with pytest.raises(fg.GraphError, match="build the layer once"):  # another owner: another layer
+        fg.graph(a=fg.sum(fg.param("W", (2,), owner=owner)), b=fg.sum(fg.param("W", (2,), owner=object())))
