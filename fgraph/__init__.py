@@ -20,9 +20,10 @@ from fgraph.autodiff import backward, forward, grad, merge_grads, program_source
 from fgraph.check import check_grads, check_op
 from fgraph.errors import FileFormatError, GraphError, NameMismatchError, ShapeError
 from fgraph.graph import Graph, Node, graph, input, param
+from fgraph.interpret import contributions
 from fgraph.ops import Primitive, apply
 
-from fgraph import init, io, layers, ops, optim, train  # noqa: E402  (submodules as attributes: fgraph.io.save_state(...))
+from fgraph import init, interpret, io, layers, ops, optim, train, viz  # noqa: E402  (submodules as attributes: fgraph.io.save_state(...))
 
 __version__ = "0.1.0"
 
@@ -32,7 +33,7 @@ ops.export(globals())
 
 __all__ = [
     "FileFormatError", "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
-    "apply", "backward", "check_grads", "check_op", "forward", "grad", "graph", "input", "merge_grads",
+    "apply", "backward", "check_grads", "check_op", "contributions", "forward", "grad", "graph", "input", "merge_grads",
     "param", "program_source", "value_and_grad",
     *ops.PRIMITIVES,
 ]

@@ -172,3 +172,7 @@ def test_merging_in_the_programs_order_is_what_makes_the_bits_equal():
     assert terms == [1e16, -1e16, 1.0]  # reverse topological order of the consumers
     assert (terms[2] + terms[1]) + terms[0] != (terms[0] + terms[1]) + terms[2]  # the order matters here
     assert _bits(interpret.merge(found)["w"]) == _bits(fg.grad(g)(params)["w"]) == _bits(1.0)
+
+
+def test_contributions_is_part_of_fgraphs_public_api():
+    assert fg.contributions is interpret.contributions and "contributions" in fg.__all__
