@@ -116,7 +116,7 @@ OUTLINE = (
                                           "of the objective's gradient. `w` is used twice: two arrows leave it, each "
                                           "labelled with the contribution that use sends back, the prediction's "
                                           "2 mean((x·w + b - y) x) and the penalty's 2 λ w, which "
-                                          "`fgraph.interpret.contributions` returns and whose sum is w's gradient."),
+                                          "`fgraph.contributions` returns and whose sum is w's gradient."),
     Slot(key="3.4", before=(Heading("3.4 [Optional] Minibatch ridge regression", 3),)),
     FigureSlot(key="minibatch", caption="Minibatch ridge regression: time per epoch and speed-up over batch size 1 "
                                         "(left); training MSE after each epoch against wall time, step scaled with "
