@@ -2,17 +2,21 @@
 
 An optimiser is only ``(init, update)`` (:mod:`fgraph.optim`); the fast
 paths of training live here, in one place, and give the bits of the
-readable definition ``value_and_grad``, ``update``, ``apply_updates``:
+readable definition ``value_and_grad``, ``update``, ``apply_updates``.
+They are derived from what an optimiser declares about its update:
 
-- An optimiser that declares itself a fixed linear scaling u = s·g
-  (``linear_scale``: ``sgd``, ``scale``) is never called: the program's
-  ``value_and_step(params, batch, s)`` seeds backpropagation with s instead
-  of 1, so it returns θ + s·∇J itself, as a hand-written SGD loop would:
-  the learning rate folded into the backward pass, no gradient dict and no
-  update dict. Its reference is ``value_and_grad(params, batch, s)``
-  followed by ``apply_updates``.
-- Any other optimiser: ``value_and_grad``, its ``update``, and θ + u in the
-  same function (one call fewer than ``apply_updates``).
+- a fixed linear scaling of the gradient, u = s·g (``linear_scale`` s and
+  no ``direction``: ``sgd``, ``scale``): the optimiser is never called.
+  The program's ``value_and_step(params, batch, s)`` seeds backpropagation
+  with s instead of 1, so it returns θ + s·∇J itself, as a hand-written SGD
+  loop would: the learning rate folded into the backward pass, no gradient
+  dict and no update dict. Its reference is ``value_and_grad(params,
+  batch, s)`` followed by ``apply_updates``.
+- an update that ends in a fixed linear scaling, u = s·d (``linear_scale``
+  s and a ``direction`` giving d: ``momentum``, a chain ending in ``sgd``):
+  the scaling is fused into the step, θ + s·d, with no update dict.
+- anything else: ``value_and_grad``, ``update``, and θ + u in the same
+  function.
 
 Every step comes in two forms with the same arithmetic: :func:`fast_step`
 for the fold (no validation, no object built per step, only the objective
@@ -42,26 +46,31 @@ class NonFinite(Exception):
 def _scale(optimizer) -> np.float64 | None:
     """The s of an optimiser that declares u = s·g with a constant state, else None."""
     scale = getattr(optimizer, "linear_scale", None)
-    return None if scale is None else np.float64(scale)
+    if scale is None or getattr(optimizer, "direction", None) is not None:
+        return None
+    return np.float64(scale)
 
 
 def fast_step(program, optimizer) -> Callable:
     """``step((params, opt_state, running), batch) -> (params, opt_state, running)``:
     one step of ``optimizer`` on the objective compiled in ``program``."""
-    isfinite, scale = math.isfinite, _scale(optimizer)
+    scale = _scale(optimizer)
     if scale is not None:
-        value_and_step = program.value_and_step
+        return _seeded_step(program.value_and_step, scale)
+    isfinite, value_and_grad = math.isfinite, program.value_and_grad
+    if getattr(optimizer, "direction", None) is not None:
+        direction, factor = optimizer.direction, optimizer.linear_scale
 
-        def seeded(carry, batch):
+        def scaled(carry, batch):
             params, opt_state, running = carry
-            value, params = value_and_step(params, batch, scale)
+            value, grads = value_and_grad(params, batch)
             if not isfinite(value):
                 raise NonFinite
-            return params, opt_state, running + value
+            d, opt_state = direction(grads, opt_state, params)
+            return {k: p + factor * d[k] for k, p in params.items()}, opt_state, running + value
 
-        return seeded
-
-    value_and_grad, update = program.value_and_grad, optimizer.update
+        return scaled
+    update = optimizer.update
 
     def step(carry, batch):
         params, opt_state, running = carry
@@ -72,6 +81,20 @@ def fast_step(program, optimizer) -> Callable:
         return {k: p + updates[k] for k, p in params.items()}, opt_state, running + value
 
     return step
+
+
+def _seeded_step(value_and_step, scale) -> Callable:
+    """The step of u = s·g: backpropagation seeded with s returns θ + s·∇J."""
+    isfinite = math.isfinite
+
+    def seeded(carry, batch):
+        params, opt_state, running = carry
+        value, params = value_and_step(params, batch, scale)
+        if not isfinite(value):
+            raise NonFinite
+        return params, opt_state, running + value
+
+    return seeded
 
 
 def first_non_finite(arrays: Mapping) -> str | None:

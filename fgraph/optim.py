@@ -51,7 +51,7 @@ import numpy as np
 
 __all__ = [
     "Optimizer", "adam", "add_weight_decay", "apply_updates", "chain",
-    "clip_by_global_norm", "global_norm", "momentum", "scale", "sgd",
+    "clip_by_global_norm", "global_norm", "momentum", "scale", "sgd", "trace",
 ]
 
 
@@ -63,17 +63,24 @@ class Optimizer:
     - ``update(grads, state, params) -> (updates, state)``
     - ``name``: how it was built, e.g. ``"adam(lr=0.001, ...)"``, for logs
       and run records.
-    - ``linear_scale``: s when ``update`` is u = s·g with a state that never
-      changes (``sgd``: s = -lr; ``scale``), else None. It declares what
-      ``update`` computes, so that code which can compute s·g more cheaply
-      (training seeds backpropagation with s) may; it is not a second
-      implementation.
+    - ``linear_scale``: s when ``update`` ends in a fixed linear scaling,
+      u = s·d, else None; with
+    - ``direction``: the ``(grads, state, params) -> (d, state)`` that gives
+      d, or None when d = g and the state never changes (``sgd``: s = -lr,
+      ``scale``).
+
+    The last two declare what ``update`` computes, so that code which can
+    compute s·d more cheaply may: training folds s into backpropagation
+    when d = g, and into θ + s·d otherwise. They are not a second
+    implementation: :func:`sgd`, :func:`momentum`, :func:`scale` and
+    :func:`chain` derive ``update`` from them.
     """
 
     init: Callable
     update: Callable
     name: str = "optimizer"
     linear_scale: float | None = None
+    direction: Callable | None = None
 
     def step(self, grads: Mapping, state, params: Mapping):
         """One optimisation step: ``(apply_updates(params, updates), state)``
@@ -158,6 +165,25 @@ def _empty_state(params: Mapping) -> dict:
     return {}
 
 
+def _scaled(init: Callable, direction: Callable | None, factor: float, name: str) -> Optimizer:
+    """The optimiser whose update is u = factor·d, with ``(d, state) =
+    direction(grads, state, params)``, or d = g and the state unchanged when
+    ``direction`` is None; its ``update`` is derived here from what it
+    declares, so the two cannot disagree."""
+    if direction is None:
+
+        def update(grads, state, params):
+            return {k: factor * g for k, g in grads.items()}, state
+
+    else:
+
+        def update(grads, state, params):
+            d, state = direction(grads, state, params)
+            return {k: factor * v for k, v in d.items()}, state
+
+    return Optimizer(init, update, name=name, linear_scale=factor, direction=direction)
+
+
 # ------------------------------------------------------------- optimisers
 
 
@@ -167,33 +193,37 @@ def sgd(lr: float) -> Optimizer:
     ``update`` returns u = -lr·g; the state is ``{}``. ``lr > 0``.
     """
     lr = _positive("sgd", "lr", lr)
-    neg_lr = -lr
-
-    def update(grads, state, params):
-        return {k: neg_lr * g for k, g in grads.items()}, state
-
-    return Optimizer(_empty_state, update, name=f"sgd(lr={lr!r})", linear_scale=neg_lr)
+    return _scaled(_empty_state, None, -lr, f"sgd(lr={lr!r})")
 
 
-def momentum(lr: float, beta: float = 0.9) -> Optimizer:
-    """Heavy-ball momentum (Polyak, 1964): v ← β·v + g;  θ ← θ - lr·v.
+def trace(beta: float) -> Optimizer:
+    """u = v with v ← β·v + g: the velocity of heavy-ball momentum.
 
-    v starts at 0, so the first step is plain SGD. ``update`` returns
-    u = -lr·v; the state is ``{"velocity": {name: v}}``. ``lr > 0``,
-    ``0 <= beta < 1``.
+    v starts at 0; the state is ``{"velocity": {name: v}}``; ``0 <= beta < 1``.
     """
-    lr = _positive("momentum", "lr", lr)
-    beta = _decay("momentum", "beta", beta)
-    neg_lr = -lr
+    beta = _decay("trace", "beta", beta)
 
     def init(params):
         return {"velocity": _zeros_like(params)}
 
     def update(grads, state, params):
         velocity = {k: beta * v + grads[k] for k, v in state["velocity"].items()}
-        return {k: neg_lr * v for k, v in velocity.items()}, {"velocity": velocity}
+        return velocity, {"velocity": velocity}
 
-    return Optimizer(init, update, name=f"momentum(lr={lr!r}, beta={beta!r})")
+    return Optimizer(init, update, name=f"trace(beta={beta!r})")
+
+
+def momentum(lr: float, beta: float = 0.9) -> Optimizer:
+    """Heavy-ball momentum (Polyak, 1964): v ← β·v + g;  θ ← θ - lr·v.
+
+    v starts at 0, so the first step is plain SGD. ``update`` returns
+    u = -lr·v (the velocity of :func:`trace`, scaled); the state is
+    ``{"velocity": {name: v}}``. ``lr > 0``, ``0 <= beta < 1``.
+    """
+    lr = _positive("momentum", "lr", lr)
+    beta = _decay("momentum", "beta", beta)
+    velocity = trace(beta)
+    return _scaled(velocity.init, velocity.update, -lr, f"momentum(lr={lr!r}, beta={beta!r})")
 
 
 def adam(lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
@@ -242,11 +272,7 @@ def scale(factor: float) -> Optimizer:
     ``chain(..., scale(-lr))`` is SGD on whatever the chain produced.
     """
     factor = _real("scale", "factor", factor)
-
-    def update(grads, state, params):
-        return {k: factor * g for k, g in grads.items()}, state
-
-    return Optimizer(_empty_state, update, name=f"scale({factor!r})", linear_scale=factor)
+    return _scaled(_empty_state, None, factor, f"scale({factor!r})")
 
 
 def add_weight_decay(rate: float) -> Optimizer:
@@ -288,7 +314,9 @@ def chain(*transforms: Optimizer) -> Optimizer:
     """Compose transforms: u = t_n(… t_2(t_1(g)) …), each one's updates the next one's grads.
 
     Every transform sees the same (current) params. The state is
-    ``{"0": state_1, "1": state_2, ...}``.
+    ``{"0": state_1, "1": state_2, ...}``. A chain whose last transform ends
+    in a fixed linear scaling s (``sgd``, ``momentum``, ``scale``) ends in
+    the same one, so it declares it too (see :class:`Optimizer`).
     """
     if not transforms:
         raise ValueError("chain: needs at least one transform, e.g. chain(clip_by_global_norm(1.0), adam(1e-3))")
@@ -298,9 +326,13 @@ def chain(*transforms: Optimizer) -> Optimizer:
     # Bound once, here: the step loop then does no attribute lookups.
     inits = tuple((str(i), t.init) for i, t in enumerate(transforms))
     updates = tuple((str(i), t.update) for i, t in enumerate(transforms))
+    name, last = "chain(" + ", ".join(t.name for t in transforms) + ")", transforms[-1]
 
     def init(params):
         return {k: f(params) for k, f in inits}
+
+    if last.linear_scale is not None:
+        return _scaled(init, _chained(updates[:-1], (str(len(transforms) - 1), last.direction)), last.linear_scale, name)
 
     def update(grads, state, params):
         new_state = {}
@@ -308,4 +340,23 @@ def chain(*transforms: Optimizer) -> Optimizer:
             grads, new_state[k] = f(grads, state[k], params)
         return grads, new_state
 
-    return Optimizer(init, update, name="chain(" + ", ".join(t.name for t in transforms) + ")")
+    return Optimizer(init, update, name=name)
+
+
+def _chained(head: tuple, last: tuple) -> Callable:
+    """The direction of a chain: the updates ``head`` (``(key, update)``
+    pairs) and then the ``last`` transform's ``(key, direction)``, its
+    direction None for d = g and an unchanged state."""
+    last_key, last_direction = last
+
+    def direction(grads, state, params):
+        new_state = {}
+        for k, f in head:
+            grads, new_state[k] = f(grads, state[k], params)
+        if last_direction is None:
+            new_state[last_key] = state[last_key]
+        else:
+            grads, new_state[last_key] = last_direction(grads, state[last_key], params)
+        return grads, new_state
+
+    return direction

@@ -251,6 +251,7 @@ ALL_OPTIMIZERS = {
     "nested": lambda: optim.chain(optim.chain(optim.scale(3.0), optim.clip_by_global_norm(2.0)), optim.adam(0.05)),
 }
 LINEAR = {"sgd", "sgd_small", "scale"}  # those that declare u = s·g
+SCALED = {"momentum", "momentum_b0", "decay_momentum", "scale_sgd"}  # those that declare u = s·d, d from a direction
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 SHAPES = [(), (1,), (3,), (2, 3)]
@@ -287,13 +288,34 @@ def test_step_is_bit_identical_to_apply_updates_of_update(name, problem):
 
 
 @pytest.mark.parametrize("name", sorted(ALL_OPTIMIZERS))
-def test_only_fixed_linear_scalings_declare_themselves_and_they_compute_what_they_declare(name):
+@SETTINGS
+@given(problem=problems())
+def test_what_an_optimiser_declares_about_its_update_is_what_it_computes(name, problem):
     opt = ALL_OPTIMIZERS[name]()
-    assert (opt.linear_scale is not None) == (name in LINEAR)
-    if opt.linear_scale is not None:
-        grads = {"w": np.array([0.3, -7.0]), "b": np.float64(1e-3)}
-        updates, state = opt.update(grads, opt.init(grads), grads)
-        assert state == {} and tree_bits(updates) == tree_bits({k: opt.linear_scale * g for k, g in grads.items()})
+    assert (opt.linear_scale is not None) == (name in LINEAR | SCALED)
+    assert (opt.direction is not None) == (name in SCALED)
+    if opt.linear_scale is None:
+        return
+    params, grads_seq = problem
+    state = opt.init(params)
+    for grads in grads_seq:
+        d, declared_state = (grads, state) if opt.direction is None else opt.direction(grads, state, params)
+        updates, new_state = opt.update(grads, state, params)
+        assert tree_bits(updates) == tree_bits({k: opt.linear_scale * v for k, v in d.items()})
+        assert tree_bits(new_state) == tree_bits(declared_state)
+        params, state = apply_updates(params, updates), new_state
+
+
+def test_trace_is_the_velocity_that_momentum_scales():
+    grads = [{"w": np.array([1.0, -2.0])}, {"w": np.array([0.5, 4.0])}]
+    params = {"w": np.zeros(2)}
+    t = optim.trace(0.5)
+    v1, state = t.update(grads[0], t.init(params), params)
+    assert state == {"velocity": v1} and np.array_equal(v1["w"], [1.0, -2.0])
+    v2, state = t.update(grads[1], state, params)
+    assert np.array_equal(v2["w"], [1.0, 3.0]) and t.linear_scale is None
+    with pytest.raises(ValueError, match="beta"):
+        optim.trace(1.0)
 
 
 def _objective():
