@@ -44,7 +44,7 @@ import attrs
 import numpy as np
 import toolz
 
-from fgraph.autodiff import _check_scalar, _program, detached, frozen, merge_grads
+from fgraph.autodiff import _check_scalar, _program, detached, merge_grads
 from fgraph.errors import GraphError
 from fgraph.graph import Graph, Node
 from fgraph.program import ONE, _may_broadcast, ancestors, check_cotangent, check_value
@@ -96,6 +96,15 @@ class _Backward:
     received: Mapping = EMPTY
     cotangents: Mapping = EMPTY
     edges: tuple = ()
+
+
+def _read_only(value):
+    """A read-only view of an array (its dtype kept: labels stay integers); a scalar as it is."""
+    if not isinstance(value, np.ndarray):
+        return value
+    view = value.view()
+    view.flags.writeable = False
+    return view
 
 
 def _assoc(mapping: Mapping, key, value) -> Mapping:
@@ -202,9 +211,9 @@ def trace(g: Graph, params: Mapping, data: Mapping | None = None, output: str = 
     return Trace(
         output=output,
         params=tuple(g.params),
-        values=MappingProxyType({k: frozen(v) for k, v in values.items()}),
-        cotangents=MappingProxyType({k: frozen(v) for k, v in backward.cotangents.items()}),
-        edges=tuple(attrs.evolve(e, cotangent=frozen(e.cotangent)) for e in backward.edges),
+        values=MappingProxyType({k: _read_only(v) for k, v in values.items()}),
+        cotangents=MappingProxyType({k: _read_only(v) for k, v in backward.cotangents.items()}),
+        edges=tuple(attrs.evolve(e, cotangent=_read_only(e.cotangent)) for e in backward.edges),
         batch=batch,
     )
 

@@ -176,3 +176,16 @@ def test_merging_in_the_programs_order_is_what_makes_the_bits_equal():
 
 def test_contributions_is_part_of_fgraphs_public_api():
     assert fg.contributions is interpret.contributions and "contributions" in fg.__all__
+
+
+def test_a_trace_is_read_only_and_keeps_integer_labels_integers():
+    x, y = fg.input("x", (3,)), fg.input("y")
+    W = fg.param("W", (4, 3))
+    g = fg.graph(objective=fg.softmax_cross_entropy(fg.matmul(W, x, name="logits"), y))
+    rng = np.random.default_rng(0)
+    params, data = {"W": rng.normal(size=(4, 3))}, {"x": rng.normal(size=(5, 3)), "y": np.array([0, 3, 1, 2, 0])}
+    t = interpret.trace(g, params, data)
+    assert t.values["y"].dtype.kind == "i" and np.array_equal(t.values["y"], data["y"])
+    arrays = [*t.values.values(), *t.cotangents.values(), *(e.cotangent for e in t.edges)]
+    assert all(not a.flags.writeable for a in arrays if isinstance(a, np.ndarray))
+    assert params["W"].flags.writeable and data["y"].flags.writeable
