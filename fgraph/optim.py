@@ -66,8 +66,8 @@ class Optimizer:
     - ``linear_scale``: s when ``update`` ends in a fixed linear scaling,
       u = s·d, else None; with
     - ``direction``: the ``(grads, state, params) -> (d, state)`` that gives
-      d, or None when d = g and the state never changes (``sgd``: s = -lr,
-      ``scale``).
+      d (to read, not to keep: it may be part of the new state), or None
+      when d = g and the state never changes (``sgd``: s = -lr, ``scale``).
 
     The last two declare what ``update`` computes, so that code which can
     compute s·d more cheaply may: training folds s into backpropagation
@@ -196,21 +196,33 @@ def sgd(lr: float) -> Optimizer:
     return _scaled(_empty_state, None, -lr, f"sgd(lr={lr!r})")
 
 
+def _velocity_init(params: Mapping) -> dict:
+    return {"velocity": _zeros_like(params)}
+
+
+def _velocity(beta: float) -> Callable:
+    """``(grads, state, params) -> (v, state)`` with v ← β·v + g; v is the state's own dict."""
+
+    def direction(grads, state, params):
+        velocity = {k: beta * v + grads[k] for k, v in state["velocity"].items()}
+        return velocity, {"velocity": velocity}
+
+    return direction
+
+
 def trace(beta: float) -> Optimizer:
     """u = v with v ← β·v + g: the velocity of heavy-ball momentum.
 
     v starts at 0; the state is ``{"velocity": {name: v}}``; ``0 <= beta < 1``.
     """
     beta = _decay("trace", "beta", beta)
-
-    def init(params):
-        return {"velocity": _zeros_like(params)}
+    velocity = _velocity(beta)
 
     def update(grads, state, params):
-        velocity = {k: beta * v + grads[k] for k, v in state["velocity"].items()}
-        return velocity, {"velocity": velocity}
+        v, state = velocity(grads, state, params)
+        return dict(v), state  # a dict of its own: the caller may change it, the state must not
 
-    return Optimizer(init, update, name=f"trace(beta={beta!r})")
+    return Optimizer(_velocity_init, update, name=f"trace(beta={beta!r})")
 
 
 def momentum(lr: float, beta: float = 0.9) -> Optimizer:
@@ -222,8 +234,7 @@ def momentum(lr: float, beta: float = 0.9) -> Optimizer:
     """
     lr = _positive("momentum", "lr", lr)
     beta = _decay("momentum", "beta", beta)
-    velocity = trace(beta)
-    return _scaled(velocity.init, velocity.update, -lr, f"momentum(lr={lr!r}, beta={beta!r})")
+    return _scaled(_velocity_init, _velocity(beta), -lr, f"momentum(lr={lr!r}, beta={beta!r})")
 
 
 def adam(lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:

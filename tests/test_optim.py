@@ -314,6 +314,7 @@ def test_trace_is_the_velocity_that_momentum_scales():
     assert state == {"velocity": v1} and np.array_equal(v1["w"], [1.0, -2.0])
     v2, state = t.update(grads[1], state, params)
     assert np.array_equal(v2["w"], [1.0, 3.0]) and t.linear_scale is None
+    assert v2 is not state["velocity"]  # the caller's to change
     with pytest.raises(ValueError, match="beta"):
         optim.trace(1.0)
 
