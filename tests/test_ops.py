@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 import pytest
 from hypothesis import given
+from numpy.lib.stride_tricks import sliding_window_view
 from hypothesis import strategies as st
 
 import fgraph as fg
@@ -259,6 +260,39 @@ def _np_matmul(a, b):
     return np.matmul(a, b)
 
 
+@st.composite
+def _conv2d_args(draw, batch):
+    C, F, kh, kw = (draw(st.integers(1, 2)) for _ in range(4))
+    H, W = draw(st.integers(1, 4)), draw(st.integers(1, 4))  # padding 1: a kernel of 2 fits any side
+    x = draw(arrays(_lead(batch) + (C, H, W)))
+    return (x, draw(arrays((F, C, kh, kw))), draw(arrays((F,)))), (batch is not None, False, False)
+
+
+@st.composite
+def _conv1d_args(draw, batch):
+    C, F, k = (draw(st.integers(1, 2)) for _ in range(3))
+    x = draw(arrays(_lead(batch) + (C, draw(st.integers(1, 5)))))
+    return (x, draw(arrays((F, C, k))), draw(arrays((F,)))), (batch is not None, False, False)
+
+
+@st.composite
+def _pool_args(draw, batch):
+    """Entries 0.1 apart at least (a shuffled grid): no window has a tie to route."""
+    shape = _lead(batch) + (draw(st.integers(1, 2)), draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    order = np.array(draw(st.permutations(range(int(np.prod(shape))))), dtype=np.float64)
+    return (((order - order.size / 2 + 0.5) * 0.1).reshape(shape),), (batch is not None,)
+
+
+def _np_conv2d(x, W, b, stride, padding):
+    padded = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
+    windows = sliding_window_view(padded, W.shape[2:], axis=(1, 2))
+    return np.einsum("chwij,fcij->fhw", windows[:, ::stride, ::stride], W) + b[:, None, None]
+
+
+def _np_pool(reduce, size):
+    return lambda x: reduce(sliding_window_view(x, (size, size), axis=(1, 2))[:, ::size, ::size], axis=(3, 4))
+
+
 CASES = [
     OpCase("vector_scalar_affine", fg.vector_scalar_affine, _vsa_args, lambda x, w, b: x @ w + b),
     OpCase("affine", fg.affine, _affine_args, lambda W, x, b: W @ x + b),
@@ -289,6 +323,12 @@ CASES = [
            lambda *a, axis: np.stack(a, axis=axis)),
     OpCase("reshape", lambda a, shape: fg.reshape(a, shape), _reshape_args, lambda a, shape: np.reshape(a, shape)),
     OpCase("transpose", lambda a, axes: fg.transpose(a, axes), _transpose_args, lambda a, axes: np.transpose(a, axes)),
+    OpCase("conv2d", lambda x, W, b: fg.conv2d(x, W, b, stride=2, padding=1), _conv2d_args,
+           lambda x, W, b: _np_conv2d(x, W, b, 2, 1)),
+    OpCase("conv1d", lambda x, W, b: fg.conv1d(x, W, b, padding=1), _conv1d_args,
+           lambda x, W, b: _np_conv2d(x[:, None], W[:, :, None], b, 1, 1)[:, 1]),
+    OpCase("max_pool2d", lambda x: fg.max_pool2d(x, 2), _pool_args, _np_pool(np.max, 2)),
+    OpCase("avg_pool2d", lambda x: fg.avg_pool2d(x, 2), _pool_args, _np_pool(np.mean, 2)),
     OpCase("softmax", fg.softmax, unary(-5, 5, min_dims=1), _np_softmax),
     OpCase("log_softmax", fg.log_softmax, unary(-5, 5, min_dims=1), lambda z: np.log(_np_softmax(z))),
     OpCase("squared_l2_distance", fg.squared_l2_distance, _pair_args, lambda a, b: np.sum((a - b) ** 2), batch="mean"),

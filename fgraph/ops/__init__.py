@@ -22,8 +22,9 @@ Families: :mod:`~fgraph.ops.linear` (``vector_scalar_affine``, ``affine``,
 :mod:`~fgraph.ops.reductions` (``sum``, ``mean``, of everything or over
 per-example axes), :mod:`~fgraph.ops.structure` (``constant``,
 ``getitem``, ``concat``, ``stack``, ``reshape``, ``transpose``),
-:mod:`~fgraph.ops.probability` (``softmax``, ``log_softmax``) and
-:mod:`~fgraph.ops.losses` (``squared_l2_distance``, ``l2_norm_penalty``,
+:mod:`~fgraph.ops.probability` (``softmax``, ``log_softmax``),
+:mod:`~fgraph.ops.conv` (``conv1d``, ``conv2d``, ``max_pool2d``,
+``avg_pool2d``) and :mod:`~fgraph.ops.losses` (``squared_l2_distance``, ``l2_norm_penalty``,
 ``nll``, ``softmax_cross_entropy`` and the fused ``nll_of_softmax`` that
 ``nll(softmax(z), y)`` is built as); shared shape rules in
 :mod:`~fgraph.ops.shapes`. Python's operators on nodes (``a + b``,
@@ -53,12 +54,12 @@ registry's constants had before primitives were callable.
 
 from __future__ import annotations
 
-from fgraph.ops import elementwise, linear, losses, probability, reductions, structure
+from fgraph.ops import conv, elementwise, linear, losses, probability, reductions, structure
 from fgraph.ops.losses import ZeroProbabilityWarning, squared_norm
 from fgraph.ops.shapes import broadcast_shape, same_shape, scalar_shape
 from fgraph.primitive import Primitive, apply, collect, primitive
 
-FAMILIES = (linear, elementwise, reductions, structure, probability, losses)
+FAMILIES = (linear, elementwise, reductions, structure, probability, losses, conv)
 PRIMITIVES = collect(*FAMILIES)
 
 
