@@ -22,10 +22,9 @@ from fgraph.errors import FileFormatError, GraphError, NameMismatchError, ShapeE
 from fgraph.graph import Graph, Node, graph, input, param
 from fgraph.interpret import contributions
 from fgraph.ops import Primitive, apply
+from fgraph.version import __version__
 
 from fgraph import init, interpret, io, layers, ops, optim, train, viz  # noqa: E402  (submodules as attributes: fgraph.io.save_state(...))
-
-__version__ = "0.1.0"
 
 # Every primitive is its own builder, exported under its name from its block
 # in fgraph.ops (no list to keep here): fgraph.tanh is fgraph.ops.tanh.
@@ -34,6 +33,6 @@ ops.export(globals())
 __all__ = [
     "FileFormatError", "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
     "apply", "backward", "check_grads", "check_op", "contributions", "forward", "grad", "graph", "input", "merge_grads",
-    "param", "program_source", "value_and_grad",
+    "param", "program_source", "value_and_grad", "__version__",
     *ops.PRIMITIVES,
 ]

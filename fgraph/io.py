@@ -69,10 +69,12 @@ from collections.abc import Mapping
 
 import attrs
 import numpy as np
+import toolz
 
 from fgraph import validate
 from fgraph.errors import FileFormatError
 from fgraph.init import check_seed
+from fgraph.version import __version__
 
 try:  # POSIX: temporary files are locked while written, so leftovers can be told from live ones
     import fcntl
@@ -699,15 +701,12 @@ def params_digest(params: Mapping) -> str:
 
 def library_versions() -> dict:
     """Versions of python, numpy, attrs, toolz and fgraph, for run records."""
-    import fgraph
-    import toolz
-
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "attrs": _distribution_version("attrs"),
         "toolz": getattr(toolz, "__version__", None) or _distribution_version("toolz"),
-        "fgraph": fgraph.__version__,
+        "fgraph": __version__,
     }
 
 

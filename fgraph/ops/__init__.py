@@ -32,7 +32,7 @@ per-example axes), :mod:`~fgraph.ops.structure` (``constant``,
 says which.
 
 **Batch axis.** Rules receive arrays that may carry one leading batch axis
-B (see DESIGN: batch convention): an argument that depends on data has shape
+B (the batch convention of README.md): an argument that depends on data has shape
 ``(B,) + per-example shape`` when the data has a batch, a parameter never
 has it. A forward rule must then return ``(B,) + per-example output shape``
 (a loss, with ``reduces_batch``, returns the mean over the batch), and each
