@@ -113,11 +113,43 @@ def test_sequential_without_layers_is_the_identity():
     assert layers.sequential()(x) is x
 
 
-def test_the_same_layer_applied_twice_is_a_duplicate_name_error():
+def test_a_layer_applied_twice_shares_its_params_and_sums_their_gradients():
+    layer = layers.dense("h", 2, fgraph.init.normal(1.0), fgraph.init.normal(1.0))
+    x = fgraph.input("x", (3,))
+    second = layer(fgraph.tanh(x), name="h.again")
+    out = fgraph.add(layer(x), second)
+    g = fgraph.graph(objective=fgraph.sum(out))
+    assert dict(g.params) == {"h.W": (2, 3), "h.b": (2,)}
+    assert second.name == "h.again"
+    params = fgraph.init.init_params(g, seed=1)
+    X = np.random.default_rng(0).standard_normal((4, 3))
+    W, b = params["h.W"], params["h.b"]
+    np.testing.assert_allclose(fgraph.forward(g, params, {"x": X})["objective"],
+                               np.sum(X @ W.T + b + np.tanh(X) @ W.T + b), rtol=1e-12)
+    _, grads = fgraph.value_and_grad(g)(params, {"x": X})
+    # One W used twice: its gradient is the sum of both uses' (1ᵀ x and 1ᵀ tanh x, summed over the batch).
+    np.testing.assert_allclose(grads["h.W"], np.ones((2, 1)) * (X + np.tanh(X)).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(grads["h.b"], [8.0, 8.0])
+
+
+def test_a_second_application_without_its_own_name_is_a_duplicate_name_error():
     layer = layers.dense("h", 2)
     x = fgraph.input("x", (2,))
-    with pytest.raises(GraphError, match="h"):
+    with pytest.raises(GraphError, match="named 'h'"):
         fgraph.graph(out=fgraph.add(layer(x), layer(fgraph.tanh(x))))
+
+
+def test_two_layers_built_with_one_name_collide_with_an_error_that_says_how_to_share():
+    x = fgraph.input("x", (2,))
+    a, b = layers.dense("h", 2), layers.dense("h", 2)
+    with pytest.raises(GraphError, match=r"'h\.W'.*build the layer once"):
+        fgraph.graph(out=fgraph.add(a(x), b(fgraph.tanh(x), name="h2")))
+
+
+def test_a_shared_layer_refuses_inputs_of_another_width():
+    layer = layers.dense("h", 2)
+    with pytest.raises(GraphError, match=r"'h\.W'.*same layer made both.*\(2, 3\).*\(2, 4\)"):
+        fgraph.graph(a=layer(fgraph.input("x", (3,))), b=layer(fgraph.input("z", (4,)), name="h2"))
 
 
 @pytest.mark.parametrize("build, error, message", [
