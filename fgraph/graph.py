@@ -336,6 +336,12 @@ def _duplicate_message(kept: Node, node: Node) -> str:
             f" {kept.init!r}, {node.init!r}); a layer applied several times shares its params, so it must"
             " see inputs of the same size each time"
         )
+    if kept.role == node.role == "op":
+        return (
+            f"{head}; node names must be unique. A layer names its output after itself, so a layer applied"
+            " more than once needs a name for each further application's output: layer(x2, name='h.2')"
+            " (its params are shared all the same)"
+        )
     return (
         f"{head}; node names must be unique. To share parameters (tied weights), build the layer once"
         " (cell = layers.rnn_cell('rnn', 32)) and apply that same layer wherever it is used, or use the"

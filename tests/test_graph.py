@@ -127,3 +127,12 @@ def test_params_with_one_owner_are_one_parameter_and_others_collide_with_advice(
         fg.graph(a=fg.sum(fg.param("W", (2,), owner=owner)), b=fg.sum(fg.param("W", (3,), owner=owner)))
     with pytest.raises(fg.GraphError, match="build the layer once"):  # another owner: another layer
         fg.graph(a=fg.sum(fg.param("W", (2,), owner=owner)), b=fg.sum(fg.param("W", (2,), owner=object())))
+
+
+def test_a_named_layer_applied_twice_is_told_to_name_the_second_application():
+    layer = fg.layers.dense("enc", 2)
+    x1, x2 = fg.input("x1", (3,)), fg.input("x2", (3,))
+    with pytest.raises(fg.GraphError, match=r"layer\(x2, name='h.2'\)"):
+        fg.graph(objective=fg.sum(fg.add(layer(x1), layer(x2))))
+    g = fg.graph(objective=fg.sum(fg.add(layer(x1), layer(x2, name="enc.2"))))
+    assert list(g.params) == ["enc.W", "enc.b"]
