@@ -21,6 +21,12 @@ the workloads below, for every implementation that is installed:
 - ``jax-jit``: a jitted step function called once per batch.
 - ``jax-scan``: one jitted ``lax.scan`` over the batches of an epoch.
 
+Workloads: A–E the assignment's models and an MNIST-sized MLP; F and G the
+digits networks of ``models`` (``cnn_classifier()``, ``rnn_classifier()``
+with their defaults, batch 32), whose NumPy floor is written by hand like
+the others'. An implementation with no version of a workload's model (the
+classic design has no convolution or recurrence) is reported as not run.
+
 Honesty rules: every implementation starts from the same parameters, sees
 the same data in the same order (``fgraph.train.epoch_permutation``; a full
 batch is used as stored, since order within one batch only changes rounding)
@@ -95,6 +101,12 @@ def load_regression_problem() -> dict:
             "x_test": np.asarray(p.x_test), "y_test": np.asarray(p.y_test), "featurize": p.featurize}
 
 
+def load_digits() -> dict:
+    """The handwritten digits' training images (1347, 1, 8, 8) in [0, 1] and their labels."""
+    d = datasets.load_digits()
+    return {"X_train": np.asarray(d.X_train), "y_train": np.asarray(d.y_train)}
+
+
 def load_blobs() -> dict:
     """The assignment's 3-class blobs: the first 300 points train, the last 200 test."""
     b = datasets.load_blobs()
@@ -110,9 +122,10 @@ class Workload:
     """One training problem: data, initial params and SGD settings.
 
     ``model`` is ``"ridge"``, ``"mlp"`` (tanh(W1 x + b1)·w2 + b2, square
-    loss) or ``"classifier"`` (W2 tanh(W1 x + b1) + b2, softmax
-    cross-entropy). Objectives are the mean over the batch of per-example
-    losses, plus ``l2_reg ‖w‖²`` once for ridge.
+    loss), ``"classifier"`` (W2 tanh(W1 x + b1) + b2, softmax
+    cross-entropy), ``"cnn"`` (``models.cnn_classifier()``) or ``"rnn"``
+    (``models.rnn_classifier()``). Objectives are the mean over the batch of
+    per-example losses, plus ``l2_reg ‖w‖²`` once for ridge.
     """
 
     key: str
@@ -125,6 +138,7 @@ class Workload:
     batch_size: int
     l2_reg: float = 0.0
     seed: int = 0
+    network: dict = field(default_factory=dict)  # F, G: the model's config (kernel, pool, ...)
 
     @property
     def n(self) -> int:
@@ -153,8 +167,13 @@ def _mlp_params(rng, d, h, scale=0.01) -> dict:
                     "w2": scale * rng.standard_normal(h), "b2": np.array(0.0)})
 
 
+def _network(kind: str):
+    """The digits network of workload F (``"cnn"``) or G (``"rnn"``), with its defaults, from the models package."""
+    return models.cnn_classifier() if kind == "cnn" else models.rnn_classifier()
+
+
 def make_workloads() -> dict:
-    """Workloads A–E (D is two: ``D-ridge`` and ``D-mlp``), keyed by name."""
+    """Workloads A–G (D is two: ``D-ridge`` and ``D-mlp``), keyed by name."""
     p = load_regression_problem()
     F_train = np.ascontiguousarray(p["featurize"](p["x_train"]), dtype=np.float64)
     y_train = np.asarray(p["y_train"], dtype=np.float64)
@@ -189,10 +208,19 @@ def make_workloads() -> dict:
         Workload("E", "E MLP 784 → 256 tanh → 10, softmax CE, batch 128", "classifier", X_e, y_e,
                  params_e, lr=0.01, batch_size=128),
     ]
+    digits = load_digits()
+    for key, kind, title in (
+        ("F", "cnn", "F digits CNN: conv 8@3×3, pool, conv 16@3×3, pool → 10, batch 32"),
+        ("G", "rnn", "G digits RNN over the 8 rows, 32 tanh units → 10, batch 32"),
+    ):
+        m = _network(kind)
+        params = _frozen(m.init(seed=7))  # the model's own initialisers, one fixed seed
+        workloads.append(Workload(key, title, kind, digits["X_train"], digits["y_train"], params, lr=0.05,
+                                  batch_size=32, network=m.config))
     return {w.key: w for w in workloads}
 
 
-WORKLOAD_KEYS = ("A", "B", "C", "D-ridge", "D-mlp", "E")
+WORKLOAD_KEYS = ("A", "B", "C", "D-ridge", "D-mlp", "E", "F", "G")
 
 
 def select_workloads(keys) -> list:
@@ -316,6 +344,165 @@ def _np_classifier_batches(p, X, Y, w: Workload):
         b1 -= GH.sum(axis=0)
 
 
+# The digits networks (F, G) keep every activation as (features..., batch):
+# the batch innermost, as fgraph's convolution lays images out, so that a
+# window gather copies rows of W·B numbers and every layer is one matrix
+# product with the examples as columns.
+
+
+def _windows(framed: np.ndarray, k: int) -> np.ndarray:
+    """The k × k windows (stride 1) of a C-contiguous (C, H, W, B) array, as a read-only
+    (C, k, k, H - k + 1, W - k + 1, B) view: ``[c, i, j, y, x, b] = framed[c, y + i, x + j, b]``."""
+    C, H, W, B = framed.shape
+    sc, sy, sx, sb = framed.strides
+    view = np.ndarray((C, k, k, H - k + 1, W - k + 1, B), framed.dtype, framed, 0, (sc, sy, sx, sy, sx, sb))
+    view.flags.writeable = False
+    return view
+
+
+def _np_conv_same(a, Wm, b, k):
+    """A k × k convolution with k // 2 zeros of padding of a (C, H, W, B): (z (F, H, W, B), im2col (C·k·k, H·W·B))."""
+    C, H, W, B = a.shape
+    pad = k // 2
+    framed = np.zeros((C, H + 2 * pad, W + 2 * pad, B))
+    framed[:, pad : pad + H, pad : pad + W] = a
+    cols = _windows(framed, k).reshape(C * k * k, H * W * B)
+    z = Wm.dot(cols)
+    z += b[:, None]
+    return z.reshape(-1, H, W, B), cols
+
+
+def _np_conv_same_grad_input(gz, Wm, C, k):
+    """∂J/∂a of :func:`_np_conv_same`: each window's gradient column added back where it was read."""
+    F, H, W, B = gz.shape
+    pad = k // 2
+    gcols = Wm.T.dot(gz.reshape(F, -1)).reshape(C, k, k, H, W, B)
+    framed = np.zeros((C, H + 2 * pad, W + 2 * pad, B))
+    for i in range(k):
+        for j in range(k):
+            framed[:, i : i + H, j : j + W] += gcols[:, i, j]
+    return framed[:, pad : pad + H, pad : pad + W]
+
+
+def _np_pool_relu(z, size):
+    """size × size max-pooling of z (C, H, W, B), H and W multiples of ``size``, then relu
+    (max and relu commute); per offset of the window, in row-major order, the mask of the
+    windows whose first maximum it holds (ties go to the first, as in fgraph's and PyTorch's
+    max-pooling; where a window's maximum is <= 0 its gradient is 0 whichever offset holds it)."""
+    parts = [z[:, i::size, j::size] for i in range(size) for j in range(size)]
+    out = parts[0].copy()
+    for part in parts[1:]:
+        np.maximum(out, part, out=out)
+    unclaimed = np.ones(out.shape, dtype=bool)
+    masks = []
+    for part in parts:
+        mask = part == out
+        mask &= unclaimed
+        unclaimed ^= mask
+        masks.append(mask)
+    return np.maximum(out, 0.0, out=out), masks
+
+
+def _np_pool_relu_grad(g, out, masks, size):
+    """∂J/∂z of :func:`_np_pool_relu`: g to each window's first maximum where the pooled value is > 0."""
+    g = g * (out > 0)
+    C, H, W, B = out.shape
+    gz = np.empty((C, H * size, W * size, B))
+    for (i, j), mask in zip([(i, j) for i in range(size) for j in range(size)], masks):
+        np.multiply(g, mask, out=gz[:, i::size, j::size])
+    return gz
+
+
+def _np_softmax_ce_grad(Z, labels, scale):
+    """``scale`` · ∂(mean cross-entropy)/∂Z for logits Z (k, B): scale · (softmax(Z) - onehot(labels)) / B, in place."""
+    B = len(labels)
+    Z -= Z.max(axis=0)
+    np.exp(Z, out=Z)
+    Z /= Z.sum(axis=0)
+    Z[labels, np.arange(B)] -= 1.0
+    Z *= scale / B
+    return Z
+
+
+def _np_cnn_batches(p, X, Y, w: Workload):
+    """One epoch of minibatch SGD of ``models.cnn_classifier``, in place.
+
+    Stage i: conv{i} (k × k, padding k // 2) → relu → pool × pool max-pool;
+    then flatten in (channel, row, column) order and ``logits``; softmax
+    cross-entropy.
+    """
+    k, size, stages = w.network["kernel"], w.network["pool"], len(w.network["filters"])
+    Wms = [p[f"conv{i}.W"].reshape(len(p[f"conv{i}.b"]), -1) for i in range(1, stages + 1)]  # views: updated in place
+    bs = [p[f"conv{i}.b"] for i in range(1, stages + 1)]
+    Wd, bd = p["logits.W"], p["logits.b"]
+    data = np.ascontiguousarray(X.transpose(1, 2, 3, 0))  # (C, H, W, n): the batch innermost
+    for i in range(0, len(Y), w.batch_size):
+        labels = Y[i : i + w.batch_size]
+        a, saved = data[..., i : i + w.batch_size], []
+        for Wm, b in zip(Wms, bs):
+            z, cols = _np_conv_same(a, Wm, b, k)
+            out, masks = _np_pool_relu(z, size)
+            saved.append((a.shape[0], cols, out, masks))
+            a = out
+        features = a.reshape(-1, len(labels))  # column b: example b's (c, y, x) in C order, as flatten gives it
+        G = Wd.dot(features)
+        G += bd[:, None]
+        G = _np_softmax_ce_grad(G, labels, w.lr)  # lr · ∂J/∂logits
+        g = Wd.T.dot(G).reshape(a.shape)  # with the old logits.W
+        Wd -= G.dot(features.T)
+        bd -= G.sum(axis=1)
+        for stage in reversed(range(stages)):
+            Wm, b, (C, cols, out, masks) = Wms[stage], bs[stage], saved[stage]
+            gz = _np_pool_relu_grad(g, out, masks, size)
+            if stage:  # the image itself needs no gradient
+                g = _np_conv_same_grad_input(gz, Wm, C, k)  # with the old kernel
+            gz = gz.reshape(len(b), -1)
+            Wm -= gz.dot(cols.T)
+            b -= gz.sum(axis=1)
+
+
+def _np_rnn_batches(p, X, Y, w: Workload):
+    """One epoch of minibatch SGD of ``models.rnn_classifier``, in place.
+
+    The image's rows are the steps: h_t = tanh(W_x s_t + b + W_h h_{t-1}),
+    h_0 = 0, logits = W h_T + c; backpropagation through time.
+    """
+    W_x, W_h, b, Wd, bd = p["rnn.W_x"], p["rnn.W_h"], p["rnn.b"], p["logits.W"], p["logits.b"]
+    n, C, T, width = X.shape
+    D, hidden = C * width, len(b)
+    data = np.ascontiguousarray(X.transpose(1, 3, 2, 0).reshape(D, T, n))  # (features of a step, step, example)
+    for i in range(0, len(Y), w.batch_size):
+        labels = Y[i : i + w.batch_size]
+        B = len(labels)
+        s = data[..., i : i + w.batch_size].reshape(D, T * B)
+        A = W_x.dot(s).reshape(hidden, T, B)  # every step's W_x s_t at once
+        A += b[:, None, None]
+        H = np.empty((hidden, T, B))  # H[:, t] = h_{t+1}
+        np.tanh(A[:, 0], out=H[:, 0])  # h_0 = 0: no W_h h_0
+        for t in range(1, T):
+            a = A[:, t]
+            a += W_h.dot(H[:, t - 1])
+            np.tanh(a, out=H[:, t])
+        G = Wd.dot(H[:, -1])
+        G += bd[:, None]
+        G = _np_softmax_ce_grad(G, labels, w.lr)
+        gh = Wd.T.dot(G)
+        Wd -= G.dot(H[:, -1].T)
+        bd -= G.sum(axis=1)
+        GA = H ** 2  # becomes lr · ∂J/∂(pre-activation) of every step: (1 - h²) ⊙ ∂J/∂h
+        np.subtract(1.0, GA, out=GA)
+        for t in range(T - 1, 0, -1):
+            ga = GA[:, t]
+            ga *= gh
+            gh = W_h.T.dot(ga)  # with the old W_h
+        GA[:, 0] *= gh
+        steps = (T - 1) * B
+        W_h -= GA[:, 1:].reshape(hidden, steps).dot(H[:, :-1].reshape(hidden, steps).T)  # Σ_t ga_t h_{t-1}ᵀ
+        GA = GA.reshape(hidden, T * B)
+        W_x -= GA.dot(s.T)
+        b -= GA.sum(axis=1)
+
+
 def make_numpy(w: Workload) -> Runner:
     """The floor: what a careful person writes by hand (in-place updates, ``x.dot(w)``)."""
     per_example = w.batch_size == 1
@@ -323,6 +510,8 @@ def make_numpy(w: Workload) -> Runner:
         ("ridge", True): _np_ridge_examples, ("ridge", False): _np_ridge_batches,
         ("mlp", True): _np_mlp_examples, ("mlp", False): _np_mlp_batches,
         ("classifier", False): _np_classifier_batches, ("classifier", True): _np_classifier_batches,
+        ("cnn", False): _np_cnn_batches, ("cnn", True): _np_cnn_batches,
+        ("rnn", False): _np_rnn_batches, ("rnn", True): _np_rnn_batches,
     }[w.model, per_example]
 
     def run(epochs: int) -> dict:
@@ -338,8 +527,14 @@ def make_numpy(w: Workload) -> Runner:
 # ------------------------------------------------------------------ classic
 
 
+class NotApplicable(Exception):
+    """Raised by ``make`` when an implementation has no version of a workload's model (reported as skipped)."""
+
+
 def make_classic(w: Workload) -> Runner:
     """The assignment's design: mutable nodes, forward/backward, ``param -= lr * grad``."""
+    if w.model in ("cnn", "rnn"):
+        raise NotApplicable("the assignment's design has no convolution, pooling or recurrence")
     graph = {
         "ridge": lambda: classic.ridge_graph(w.l2_reg),
         "mlp": classic.mlp_regression_graph,
@@ -361,11 +556,13 @@ def make_classic(w: Workload) -> Runner:
 
 def fgraph_graph(w: Workload):
     """The workload's model as an fgraph Graph, from the models package."""
-    d = w.X.shape[1]
+    d = w.X.shape[-1]
     if w.model == "ridge":
         return models.ridge_regression(d, w.l2_reg).graph
     if w.model == "mlp":
         return models.mlp_regression(d, hidden_units=w.params["b1"].shape[0]).graph
+    if w.model in ("cnn", "rnn"):
+        return _network(w.model).graph
     m, k = w.params["W1"].shape[0], w.params["W2"].shape[0]
     return models.mlp_classifier(d, hidden_units=m, num_classes=k, fused=True).graph
 
@@ -413,6 +610,30 @@ def _import_torch():
     return torch
 
 
+def _torch_network_loss(w: Workload, torch):
+    """The mean cross-entropy of workload F's CNN or G's RNN, in PyTorch's own layers."""
+    F = torch.nn.functional
+    if w.model == "cnn":
+        k, size, stages = w.network["kernel"], w.network["pool"], len(w.network["filters"])
+
+        def features(P, x):
+            for i in range(1, stages + 1):
+                x = F.max_pool2d(F.relu(F.conv2d(x, P[f"conv{i}.W"], P[f"conv{i}.b"], padding=k // 2)), size)
+            return x.flatten(1)
+    else:
+        def features(P, x):
+            rows = x.transpose(1, 2).flatten(2)  # (B, C, H, W) -> (B, H, C·W): one row of every channel a step
+            h = torch.zeros(len(x), len(P["rnn.b"]), dtype=x.dtype)
+            for t in range(rows.shape[1]):
+                h = torch.tanh(F.linear(rows[:, t], P["rnn.W_x"], P["rnn.b"]) + h @ P["rnn.W_h"].T)
+            return h
+
+    def loss_fn(P, x, y):
+        return F.cross_entropy(F.linear(features(P, x), P["logits.W"], P["logits.b"]), y)
+
+    return loss_fn
+
+
 def make_torch(w: Workload) -> Runner:
     """PyTorch eager in float64: autograd backward, then ``p.sub_(p.grad, alpha=lr)``."""
     torch = _import_torch()
@@ -428,9 +649,11 @@ def make_torch(w: Workload) -> Runner:
         def loss_fn(P, x, y):
             r = torch.tanh(F.linear(x, P["W1"], P["b1"])) @ P["w2"] + P["b2"] - y
             return (r * r).mean()
-    else:
+    elif w.model == "classifier":
         def loss_fn(P, x, y):
             return F.cross_entropy(F.linear(torch.tanh(F.linear(x, P["W1"], P["b1"])), P["W2"], P["b2"]), y)
+    else:
+        loss_fn = _torch_network_loss(w, torch)
 
     def run(epochs: int) -> dict:
         P = {k: torch.tensor(v).requires_grad_() for k, v in w.params.items()}
@@ -461,6 +684,8 @@ def _import_jax():
 
 def _jax_loss(w: Workload):
     """The workload's objective as a pure ``loss(params, x, y)`` in jax.numpy."""
+    if w.model in ("cnn", "rnn"):
+        raise NotApplicable("not written for the digits networks")
     jax = _import_jax()
     jnp = jax.numpy
     l2 = w.l2_reg
@@ -536,7 +761,7 @@ def make_jax_scan(w: Workload) -> Runner:
     """One jitted ``lax.scan`` over the batches of an epoch, called once per epoch."""
     jax = _import_jax()
     if w.n % w.batch_size:
-        raise ValueError("lax.scan needs equal batches: batch_size must divide n")
+        raise NotApplicable("lax.scan needs equal batches: batch_size must divide n")
     sgd_step = _jax_sgd_step(w)
     X, Y, _ = _jax_data(w)
     steps, B = w.steps_per_epoch, w.batch_size
@@ -648,6 +873,9 @@ def _make_runners(w: Workload, names, skipped: dict, report: dict | None = None)
             continue
         try:
             runners[name] = IMPLEMENTATIONS[name].make(w)
+        except NotApplicable as e:
+            if report is not None:
+                report[name] = {"status": "skipped", "max_diff": None, "note": str(e)}
         except Exception as e:
             if report is not None:
                 report[name] = {"status": "error", "max_diff": None, "note": f"setup: {type(e).__name__}: {e}"}
@@ -786,6 +1014,30 @@ LEGEND = {
 }
 
 
+#: The issue's targets per step, as (implementation, reference, largest ratio of their medians).
+TARGETS = (("fgraph-fit", "numpy", 1.5), ("fgraph-fit", "torch", 1.0))
+
+
+def _peer_ratios(timings: dict, workloads: dict) -> list:
+    """Lines giving fgraph-fit's median over numpy's and over torch's, beside the targets, where both ran."""
+    lines = []
+    for key, t in timings.items():
+        parts = [f"{a} / {b} = {t[a]['median'] / t[b]['median']:.2f} (target ≤ {limit:g})"
+                 for a, b, limit in TARGETS if a in t and b in t]
+        if parts:
+            lines.append(f"- {key}: " + "; ".join(parts))
+    return ["", "fgraph's fit against the floor and against PyTorch (ratios of medians, same run):", ""] + lines \
+        if lines else []
+
+
+def _load_text(load) -> str:
+    """The 1-minute load average before and after the run, as a sentence (empty if unknown)."""
+    if not load:
+        return ""
+    return (f" Load average (1 min) {load['before'][0]:.2f} before, {load['after'][0]:.2f} after,"
+            f" on {os.cpu_count()} cores.")
+
+
 def markdown(report: dict) -> str:
     """The report as Markdown: the table, the spread, notes, machine and versions."""
     names = report["implementations"]
@@ -806,6 +1058,7 @@ def markdown(report: dict) -> str:
     for key, t in timings.items():
         cells = [f"{_fmt(t[n]['min'])}–{_fmt(t[n]['max'])}" if n in t else "–" for n in names]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += _peer_ratios(timings, workloads)
     lines += ["", "Implementations:", ""] + [f"- {n}: {LEGEND[n]}" for n in names if n in LEGEND]
     lines.append("- every one visits the examples in `fgraph.train.epoch_permutation` order; a full batch"
                  " (D) is used as stored (its order only changes rounding), as `fit` does")
@@ -814,12 +1067,15 @@ def markdown(report: dict) -> str:
         for n, c in checks.items():
             if c["status"] in ("failed", "error"):
                 notes.append(f"- {n} on {key}: {c['status']}, excluded: {c['note']}")
+            elif c["status"] == "skipped" and n not in report["skipped"]:
+                notes.append(f"- {n} on {key}: not run: {c['note']}")
     if notes:
         lines += ["", "Notes:", ""] + notes
     v = m["versions"]
     lines += [
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), one BLAS thread; {m['date']}.",
+        f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), one BLAS thread; {m['date']}."
+        + _load_text(report.get("load_average")),
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items())
         + (f"; fgraph commit {m['fgraph_commit']}" if m.get("fgraph_commit") else "") + ".",
     ]
@@ -889,6 +1145,7 @@ def run_bench(workload_keys, names, repeats: int, target: float, log=print) -> d
     report = {"implementations": [n for n in names if n not in skipped], "skipped": skipped,
               "settings": {"repeats": repeats, "target_seconds": target, "tolerance": TOLERANCE},
               "workloads": {}, "consistency": {}, "timings": {}}
+    load_before = os.getloadavg()  # other processes share the cores: every timing is read against this
     for key in select_workloads(workload_keys):
         w = all_workloads[key]
         report["workloads"][key] = {"title": w.title, "n": w.n, "batch_size": w.batch_size,
@@ -904,6 +1161,7 @@ def run_bench(workload_keys, names, repeats: int, target: float, log=print) -> d
             continue
         log(f"[{key}] timing {len(passing)} implementations × {repeats} repeats", file=sys.stderr)
         report["timings"][key] = time_workload(w, passing, repeats, target)
+    report["load_average"] = {"before": list(load_before), "after": list(os.getloadavg())}
     return report
 
 
@@ -915,7 +1173,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     parser.add_argument("--homework", action="store_true",
                         help="also time the whole homework: classic design vs scripts/homework.py")
-    parser.add_argument("--workloads", help="comma-separated workloads (A,B,C,D,D-ridge,D-mlp,E)")
+    parser.add_argument("--workloads", help="comma-separated workloads (A,B,C,D,D-ridge,D-mlp,E,F,G)")
     parser.add_argument("--implementations", help=f"comma-separated, from {','.join(IMPLEMENTATIONS)}")
     parser.add_argument("--repeats", type=int, help="interleaved repeats (default 11, quick 3)")
     parser.add_argument("--target", type=float, help="seconds per measurement (default 0.15, quick 0.03)")

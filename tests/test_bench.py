@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 BENCH_PATH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
-ALL_WORKLOADS = ["A", "B", "C", "D-ridge", "D-mlp", "E"]
+ALL_WORKLOADS = ["A", "B", "C", "D-ridge", "D-mlp", "E", "F", "G"]
+NETWORKS = ["F", "G"]  # the digits CNN and RNN: the classic design has neither
 OPTIONAL = {"torch": "torch", "jax-jit": "jax", "jax-scan": "jax"}
 
 
@@ -59,8 +60,13 @@ def test_every_implementation_ends_an_epoch_with_numpys_params(bench, implementa
     assert list(result) == ALL_WORKLOADS
     for checks in result.values():
         assert set(checks) == {"numpy", implementation}
-    assert _failures(result) == []
-    worst = max(checks[implementation]["max_diff"] for checks in result.values())
+    not_applicable = NETWORKS if implementation == "classic" else []
+    for key in not_applicable:
+        assert result[key]["classic"]["status"] == "skipped"
+        assert "no convolution, pooling or recurrence" in result[key]["classic"]["note"]
+    checked = {key: checks for key, checks in result.items() if key not in not_applicable}
+    assert _failures(checked) == []
+    worst = max(checks[implementation]["max_diff"] for checks in checked.values())
     assert worst <= 1e-10
 
 
@@ -72,8 +78,8 @@ def test_the_check_catches_an_implementation_that_computes_something_else(bench,
 
     wrong = bench.Implementation("wrong", make_wrong)
     monkeypatch.setitem(bench.IMPLEMENTATIONS, "wrong", wrong)
-    result = bench.consistency(workloads=["A", "D", "E"], implementations=["wrong"])
-    assert list(result) == ["A", "D-ridge", "D-mlp", "E"]
+    result = bench.consistency(workloads=["A", "D", "E", "F", "G"], implementations=["wrong"])
+    assert list(result) == ["A", "D-ridge", "D-mlp", "E", "F", "G"]
     for key, checks in result.items():
         assert checks["wrong"]["status"] == "failed", key
         assert checks["wrong"]["max_diff"] > 1e-10
@@ -118,10 +124,31 @@ def test_a_tiny_run_produces_the_table_and_the_json(bench, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]
 
 
+def test_the_table_gives_fgraphs_ratios_to_the_targets_and_the_load(bench):
+    """A network workload: the classic design is reported as not run, fgraph-fit's ratios
+    to numpy (and torch, when installed) are set beside the issue's targets, and the
+    load average that every timing is read against is recorded and shown."""
+    names = ["numpy", "classic", "fgraph-fit"] + (["torch"] if "torch" in INSTALLED else [])
+    report = bench.run_bench(["G"], names, repeats=1, target=0.001, log=lambda *a, **k: None)
+    report["machine"] = bench.machine_info()
+    assert set(report["timings"]["G"]) == set(names) - {"classic"}
+    assert report["consistency"]["G"]["classic"]["status"] == "skipped"
+    assert all(len(report["load_average"][when]) == 3 for when in ("before", "after"))
+    text = bench.markdown(report)
+    assert "- classic on G: not run: the assignment's design has no convolution" in text
+    t = report["timings"]["G"]
+    ratio = t["fgraph-fit"]["median"] / t["numpy"]["median"]
+    assert f"- G: fgraph-fit / numpy = {ratio:.2f} (target ≤ 1.5)" in text
+    if "torch" in names:
+        assert f"fgraph-fit / torch = {t['fgraph-fit']['median'] / t['torch']['median']:.2f} (target ≤ 1)" in text
+    assert f"Load average (1 min) {report['load_average']['before'][0]:.2f} before" in text
+
+
 def test_workload_selection(bench):
     assert bench.select_workloads(["D", "A"]) == ["D-ridge", "D-mlp", "A"]
     assert bench.select_implementations(["fgraph-vg", "classic"]) == ["numpy", "classic", "fgraph-vg"]
+    assert bench.select_workloads(["G", "F"]) == ["G", "F"]
     with pytest.raises(ValueError, match="unknown workload"):
-        bench.select_workloads(["F"])
+        bench.select_workloads(["H"])
     with pytest.raises(ValueError, match="unknown implementations"):
         bench.select_implementations(["tensorflow"])
