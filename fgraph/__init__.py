@@ -16,6 +16,8 @@ Python's operators on nodes build the same nodes (``a + b`` is
 ``fg.getitem(x, 0)``): see :mod:`fgraph.ops.operators`.
 """
 
+# Imported so the package has its submodules as attributes: fgraph.io.save_state(...).
+from fgraph import init, interpret, io, layers, ops, optim, train, viz  # noqa: F401
 from fgraph.autodiff import backward, forward, grad, merge_grads, program_source, value_and_grad
 from fgraph.check import check_grads, check_op
 from fgraph.errors import FileFormatError, GraphError, NameMismatchError, ShapeError
@@ -23,8 +25,6 @@ from fgraph.graph import Graph, Node, graph, input, param
 from fgraph.interpret import contributions
 from fgraph.ops import Primitive, apply
 from fgraph.version import __version__
-
-from fgraph import init, interpret, io, layers, ops, optim, train, viz  # noqa: E402  (submodules as attributes: fgraph.io.save_state(...))
 
 # Every primitive is its own builder, exported under its name from its block
 # in fgraph.ops (no list to keep here): fgraph.tanh is fgraph.ops.tanh.

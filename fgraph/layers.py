@@ -49,10 +49,7 @@ import toolz
 from fgraph import init as initializers
 from fgraph.errors import ShapeError
 from fgraph.graph import Node, check_initializer, check_name, param
-from fgraph.ops import (
-    add, affine, concat, constant, getitem, relu,
-    reshape, sigmoid, stack, tanh, vector_scalar_affine,
-)
+from fgraph.ops import add, affine, concat, constant, getitem, relu, reshape, sigmoid, stack, tanh, vector_scalar_affine
 from fgraph.ops.conv import avg_pool2d as _avg_pool2d
 from fgraph.ops.conv import conv2d as _conv2d
 from fgraph.ops.conv import max_pool2d as _max_pool2d

@@ -16,14 +16,12 @@ assignment's: the digits' ``cnn_classifier``, ``rnn_classifier`` and
 them to their targets.
 """
 
-from models import datasets
+from models import datasets, presets
 from models.base import Model
 from models.classification import mlp_classifier
 from models.forecasting import rnn_forecaster
 from models.networks import cnn_classifier, resnet_classifier, rnn_classifier
 from models.regression import linear_regression, mlp_regression, ridge_regression
-
-from models import presets  # noqa: E402  (after the constructors it maps)
 
 __all__ = [
     "Model", "cnn_classifier", "datasets", "linear_regression", "mlp_classifier", "mlp_regression", "presets",

@@ -77,7 +77,7 @@ def _graph(loss, roles):
     return fg.graph(objective=loss.build(*leaves, y))
 
 
-@pytest.mark.parametrize(("loss", "roles"), CASES, ids=[f"{l.name}-{'-'.join(r)}" for l, r in CASES])
+@pytest.mark.parametrize(("loss", "roles"), CASES, ids=[f"{loss.name}-{'-'.join(roles)}" for loss, roles in CASES])
 @given(data=st.data(), batch=st.integers(1, 6))
 def test_a_batch_gives_the_mean_of_its_examples_values_and_gradients(loss, roles, data, batch):
     g = _graph(loss, roles)

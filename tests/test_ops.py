@@ -23,8 +23,8 @@ import attrs
 import numpy as np
 import pytest
 from hypothesis import given
-from numpy.lib.stride_tricks import sliding_window_view
 from hypothesis import strategies as st
+from numpy.lib.stride_tricks import sliding_window_view
 
 import fgraph as fg
 from fgraph.testing import arrays, assert_grads_match, away_from, batch_sizes, labels, shapes

@@ -17,7 +17,6 @@ import fgraph as fg
 import fgraph.program
 from fgraph.ops import Primitive, apply, same_shape
 
-
 graph_module = importlib.import_module("fgraph.graph")  # fgraph.graph is also the function
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from assignment.checks import gradient_checks
 from assignment.classifier import run_classifier
 from assignment.figures import PLOTS
-from assignment.minibatch import run_minibatch, summary as minibatch_summary
+from assignment.minibatch import run_minibatch
+from assignment.minibatch import summary as minibatch_summary
 from assignment.regression import run_regression
 from assignment.sweep import load_sweep
 from assignment.tuned import TUNED, run_tuned, within

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import fgraph
-
 from jobs.run import Options
 
 

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import fgraph.io
-from report import document
-
 from jobs.outcome import Outcome, values
+from report import document
 
 #: Libraries a job uses besides fgraph's own (those ``fgraph.io.library_versions`` lists).
 REPORT_LIBRARIES = ("matplotlib", "tqdm")
