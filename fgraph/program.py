@@ -401,11 +401,7 @@ def compile_forward(g, outputs) -> ForwardProgram:
 
 def _backward_lines(emit: _Emitter, g, live, wrt, out_slot: int, output: str) -> list:
     """Emit the backward pass; return ``(name, expression)`` of each gradient."""
-    wrt_slots = {g.slots[name] for name in wrt}
-    needs = set()
-    for s in live:
-        if s in wrt_slots or any(g.slots[i.name] in needs for i in g.nodes[s].inputs):
-            needs.add(s)
+    needs = _needing_gradients(g, live, wrt)
     emit.line(f"g{out_slot} = cotangent", f"∂{output}/∂{output}", writes=f"g{out_slot}")
     assigned = {out_slot}
     for s in sorted(needs, reverse=True):
@@ -416,27 +412,54 @@ def _backward_lines(emit: _Emitter, g, live, wrt, out_slot: int, output: str) ->
             dst = g.slots[arg.name]
             if dst not in needs:
                 continue
-            vjp = node.op.vjp(pos)  # a variadic primitive's one rule, with the position bound
-            if vjp is None:
-                raise GraphError(f"{node.op.name} node {node.name!r} is not differentiable in argument {pos} ({arg.name!r})")
-            b = emit.constant(f"b{s}_{pos}", vjp)
-            args, reads = emit.arguments(s)
-            call = f"{b}(g{s}, v{s}, {', '.join(args)})"
-            reads = [f"g{s}", f"v{s}", *reads]
-            reduce = node.op.unbroadcast and _may_broadcast(arg, node)
-            if emit.checked:
-                call = f"check_cotangent({call}, {emit.constant(f'n{s}', node)}, {pos}, v{dst}, {reduce})"
-                reads.append(f"v{dst}")
-            elif reduce:
-                call = f"sum_to_shape({call}, v{dst})"
-                reads.append(f"v{dst}")
+            call, reads = _vjp_call(emit, node, s, pos, arg, dst)
             comment = f"{arg.name!r} <- {node.op.name} {node.name!r}"
             if dst in assigned:
-                emit.line(f"g{dst} = g{dst} + {call}", comment + ", another use: contributions add", [f"g{dst}", *reads], f"g{dst}")
+                emit.line(f"g{dst} = g{dst} + {call}", comment + ", another use: contributions add",
+                          [f"g{dst}", *reads], f"g{dst}")
             else:
                 emit.line(f"g{dst} = {call}", comment, reads, f"g{dst}")
                 assigned.add(dst)
             emit.mark_disposable(f"g{dst}", arg)
+    return _gradient_results(emit, g, wrt, needs)
+
+
+def _needing_gradients(g, live, wrt) -> set:
+    """The live slots whose gradient the pass computes: those of ``wrt`` and
+    every node that reads one of them, directly or through others."""
+    wrt_slots = {g.slots[name] for name in wrt}
+    needs = set()
+    for s in live:
+        if s in wrt_slots or any(g.slots[i.name] in needs for i in g.nodes[s].inputs):
+            needs.add(s)
+    return needs
+
+
+def _vjp_call(emit: _Emitter, node, s: int, pos: int, arg, dst: int) -> tuple:
+    """``(expression, reads)`` of the cotangent ``node`` (in slot ``s``) sends
+    its argument ``pos``, ``arg`` (in slot ``dst``)."""
+    vjp = node.op.vjp(pos)  # a variadic primitive's one rule, with the position bound
+    if vjp is None:
+        raise GraphError(
+            f"{node.op.name} node {node.name!r} is not differentiable in argument {pos} ({arg.name!r})"
+        )
+    b = emit.constant(f"b{s}_{pos}", vjp)
+    args, reads = emit.arguments(s)
+    call = f"{b}(g{s}, v{s}, {', '.join(args)})"
+    reads = [f"g{s}", f"v{s}", *reads]
+    reduce = node.op.unbroadcast and _may_broadcast(arg, node)
+    if emit.checked:
+        call = f"check_cotangent({call}, {emit.constant(f'n{s}', node)}, {pos}, v{dst}, {reduce})"
+        reads.append(f"v{dst}")
+    elif reduce:
+        call = f"sum_to_shape({call}, v{dst})"
+        reads.append(f"v{dst}")
+    return call, reads
+
+
+def _gradient_results(emit: _Emitter, g, wrt, needs) -> list:
+    """``(name, expression)`` of each gradient of ``wrt``: its slot's
+    cotangent, or zeros where the output does not depend on it."""
     grads = []
     for name in wrt:
         s = g.slots[name]
@@ -456,7 +479,8 @@ def _gradient_function(g, output: str, wrt, live, checked: bool):
     grads = _backward_lines(emit, g, live, wrt, out_slot, output)
     body = list(emit.lines)
     grad_vars = [e for _, e in grads if e.startswith("g")]
-    emit.line("return v%d, {%s}" % (out_slot, ", ".join(f"{n!r}: {e}" for n, e in grads)), reads=[f"v{out_slot}", *grad_vars])
+    emit.line("return v%d, {%s}" % (out_slot, ", ".join(f"{n!r}: {e}" for n, e in grads)),
+              reads=[f"v{out_slot}", *grad_vars])
     signature = "params, data, cotangent, batch" if checked else "params, data, cotangent=ONE"
     value_and_grad, source = emit.compile("value_and_grad", signature)
     if checked:
