@@ -34,46 +34,75 @@ def _corrupt(draw, params, data, kind):
     where, target = draw(st.sampled_from([p for p in pools if p[1]]))
     key = draw(st.sampled_from(sorted(target)))
     value = np.asarray(target[key])
-    if kind == "nan" and value.dtype.kind == "f" and value.size:
-        value = value.copy()
-        value.flat[draw(st.integers(0, value.size - 1))] = np.nan
-    elif kind == "inf" and value.dtype.kind == "f" and value.size:
-        value = value.copy()
-        value.flat[0] = -np.inf
-    elif kind == "extra_axis":
-        value = value[None, None]
-    elif kind == "drop_axis" and value.ndim:
-        value = value[0]
-    elif kind == "wrong_size" and value.ndim:
-        value = np.concatenate([value, value[..., -1:]], axis=-1)
-    elif kind == "missing":
+    if kind == "missing":
         del target[key]
-        return params, data, key
     elif kind == "unexpected":
         key = "typo_" + key
         target[key] = value
-        return params, data, key
-    elif kind == "strings":
-        value = value.astype(str)
-    elif kind == "objects":
-        value = value.astype(object)
-    elif kind == "complex":
-        value = value + 1j
-    elif kind == "ints":
-        value = value.astype(np.int64)
-    elif kind == "lists":
-        value = value.tolist()
-    elif kind == "batch_mismatch" and where == "data" and value.ndim:
-        value = np.concatenate([value, value[:1]])
     elif kind == "empty_batch" and where == "data" and all(np.ndim(v) for v in data.values()):
         data = {k: np.asarray(v)[:0] for k, v in data.items()}
-        return params, data, key
-    elif kind == "float_labels" and value.dtype.kind in "iu":
-        value = value.astype(float) + 0.5
-    elif kind == "label_out_of_range" and value.dtype.kind in "iu":
-        value = value + 1000
-    target[key] = value
+    else:
+        target[key] = _corrupt_value(draw, value, kind, where)
     return params, data, key
+
+
+def _corrupt_value(draw, value, kind, where):
+    """``value`` (an array from ``where``) after the hostile change ``kind``;
+    unchanged where that change does not apply to it."""
+    if kind in ("nan", "inf"):
+        return _non_finite(draw, value, kind)
+    if kind in ("extra_axis", "drop_axis", "wrong_size", "batch_mismatch"):
+        return _misshaped(value, kind, where)
+    return _mistyped(value, kind)
+
+
+def _non_finite(draw, value, kind):
+    """A copy of a float ``value`` with one NaN (at a drawn place) or a -inf first."""
+    if value.dtype.kind != "f" or not value.size:
+        return value
+    value = value.copy()
+    if kind == "nan":
+        value.flat[draw(st.integers(0, value.size - 1))] = np.nan
+    else:
+        value.flat[0] = -np.inf
+    return value
+
+
+def _misshaped(value, kind, where):
+    """``value`` with axes added or dropped, its last axis one longer, or (data
+    only) one example more than the rest of the batch."""
+    if kind == "extra_axis":
+        return value[None, None]
+    if not value.ndim:
+        return value
+    if kind == "drop_axis":
+        return value[0]
+    if kind == "wrong_size":
+        return np.concatenate([value, value[..., -1:]], axis=-1)
+    if where == "data":  # batch_mismatch
+        return np.concatenate([value, value[:1]])
+    return value
+
+
+def _mistyped(value, kind):
+    """``value`` as strings, objects, complex numbers, ints or nested lists, or
+    (integer labels only) as non-integer floats or labels far out of range."""
+    retyped = {
+        "strings": lambda v: v.astype(str),
+        "objects": lambda v: v.astype(object),
+        "complex": lambda v: v + 1j,
+        "ints": lambda v: v.astype(np.int64),
+        "lists": lambda v: v.tolist(),
+    }
+    if kind in retyped:
+        return retyped[kind](value)
+    if value.dtype.kind not in "iu":
+        return value
+    if kind == "float_labels":
+        return value.astype(float) + 0.5
+    if kind == "label_out_of_range":
+        return value + 1000
+    return value
 
 
 def _is_documented(err: Exception, key: str) -> bool:
