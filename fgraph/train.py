@@ -76,9 +76,9 @@ class TrainState:
       ``opt_state`` (None: unknown)
     - ``metrics``: per completed epoch, the ``{name: float}`` that
       :func:`fit`'s ``evaluate`` returned after it (``{}`` for an epoch
-      trained without one); ``()`` in a state saved before metrics were
-      recorded, whose earlier epochs then count as ``{}``. Like every
-      number of a state, they must be finite for :func:`fgraph.io.save_state`
+      trained without one); ``()`` while no epoch was evaluated (and in a
+      state saved before metrics existed). Like every number of a state,
+      they must be finite for :func:`fgraph.io.save_state`
 
     A fit resumed from a state must see the same number of examples and an
     optimiser whose state has the same structure; :func:`fit` says which
@@ -196,7 +196,8 @@ class _Batcher:
         order = epoch_permutation(self.n, self.seed, epoch)
         if self.rows is None:
             shuffled = {k: v[order] for k, v in self.data.items()}
-            return [{k: v[i : i + self.batch_size] for k, v in shuffled.items()} for i in range(0, self.n, self.batch_size)]
+            starts = range(0, self.n, self.batch_size)
+            return [{k: v[i : i + self.batch_size] for k, v in shuffled.items()} for i in starts]
         keys, rows, order = tuple(self.data), self.rows, order.tolist()
         if len(keys) == 1:
             (k0,), (r0,) = keys, rows
@@ -275,7 +276,8 @@ def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[Train
         try:
             params, opt_state, running = fast((dict(state.params), state.opt_state, state.running), data)
         except NonFinite:
-            raise DivergenceError(f"step {state.step}: the objective is not finite", state, state.epoch, state.step) from None
+            why = f"step {state.step}: the objective is not finite"
+            raise DivergenceError(why, state, state.epoch, state.step) from None
         return attrs.evolve(state, params=readonly(params), opt_state=opt_state, step=state.step + 1, running=running,
                             optimizer=name)
 
@@ -345,7 +347,7 @@ def _check_opt_state(optimizer, state: TrainState, who: str) -> None:
     name = _optimizer_name(optimizer)
     mismatch = _structure_mismatch(optimizer.init(state.params), state.opt_state, "opt_state")
     if mismatch is not None:
-        made_by = f"{state.optimizer}" if state.optimizer is not None else "an optimiser fgraph cannot name (an older state?)"
+        made_by = state.optimizer or "an optimiser fgraph cannot name (an older state?)"
         raise ValueError(
             f"{who}: the state's optimiser state was made by {made_by} and does not fit this optimiser,"
             f" {name}: {mismatch}; continue with the optimiser that made it"
@@ -403,32 +405,16 @@ def _start_state(g, params, optimizer, seed, batch_size, resume, n) -> TrainStat
 # -------------------------------------------------------------- the fold
 
 
-def _unroll(pairs: tuple) -> tuple:
-    """The items of nested pairs ``(newest, (older, ... ()))``, oldest first."""
-    out = []
-    while pairs:
-        out.append(pairs[0])
-        pairs = pairs[1]
-    return tuple(reversed(out))
-
-
-def _pairs(items) -> tuple:
-    """``items`` (oldest first) as nested pairs, newest outermost: see :class:`_Carry`."""
-    pairs = ()
-    for item in items:
-        pairs = (item, pairs)
-    return pairs
-
-
 class _Carry(NamedTuple):
     """The fold's state between two epochs, built once an epoch (never once
     a step: the steps of an epoch carry a plain ``(params, opt_state,
     running)``). A named tuple: frozen, and half the cost of an attrs
     instance to build, which a fit of many short epochs notices.
 
-    ``means`` and ``metrics`` hold the mean objective and the metrics of
-    every completed epoch, newest first, as nested pairs ``(newest,
-    older)`` ending in ``()``, so that an epoch extends them in O(1).
+    ``mean`` is the mean objective of the epoch that ended here (NaN where
+    no epoch did). Like ``lax.scan``'s outputs, the means and metrics of
+    all epochs are gathered outside the carry, by :func:`_run`, in lists
+    that only grow: a carry at epoch e owns their first e entries.
     """
 
     epoch: int
@@ -436,15 +422,7 @@ class _Carry(NamedTuple):
     opt_state: Any
     step: int
     running: float
-    means: tuple
-    metrics: tuple
-
-
-def _carry_of(state: TrainState) -> _Carry:
-    """The carry at ``state``; its metrics dicts are copies (the caller may hold the state's)."""
-    metrics = state.metrics or ({},) * state.epoch  # a state from before metrics: nothing was evaluated
-    return _Carry(state.epoch, dict(state.params), state.opt_state, state.step, state.running, _pairs(state.history),
-                  _pairs(dict(m) for m in metrics))
+    mean: float
 
 
 @attrs.frozen(eq=False)
@@ -474,25 +452,31 @@ class _Fold:
 
     def close(self, carry: _Carry, inner: tuple, steps: int) -> _Carry:
         """The carry at the end of epoch ``carry.epoch``, reached in ``steps``
-        steps with ``inner = (params, opt_state, running)``; its metrics ``{}``."""
+        steps with ``inner = (params, opt_state, running)``."""
         params, opt_state, running = inner
-        mean = running / self.steps_per_epoch
-        return _Carry(carry.epoch + 1, params, opt_state, carry.step + steps, 0.0, (mean, carry.means),
-                      ({}, carry.metrics))
+        return _Carry(carry.epoch + 1, params, opt_state, carry.step + steps, 0.0, running / self.steps_per_epoch)
 
-    def state(self, carry: _Carry) -> TrainState:
-        """The :class:`TrainState` at ``carry``, with read-only params."""
-        return TrainState(readonly(carry.params), carry.opt_state, carry.epoch, carry.step, self.seed, self.batch_size,
-                          _unroll(carry.means), carry.running, self.num_examples, self.optimizer, _unroll(carry.metrics))
+    def state(self, carry: _Carry, history: list, metrics: list) -> TrainState:
+        """The :class:`TrainState` at ``carry``, with read-only params; ``history``
+        and ``metrics`` hold (at least) an entry per epoch it completed."""
+        e = carry.epoch
+        return TrainState(readonly(carry.params), carry.opt_state, e, carry.step, self.seed, self.batch_size,
+                          _first(history, e), carry.running, self.num_examples, self.optimizer, _first(metrics, e))
 
 
-def _replay(fold: _Fold, verified: _Carry, last_epoch: int):
+def _first(items: list, n: int) -> tuple:
+    """The first ``n`` of ``items``, as a tuple (one copy when that is all of them)."""
+    return tuple(items) if len(items) == n else tuple(items[:n])
+
+
+def _replay(fold: _Fold, verified: _Carry, last_epoch: int, history: list, metrics: list):
     """Replay from ``verified`` through epoch ``last_epoch`` step by step,
     checking everything, and raise a DivergenceError at the first failure.
 
     The fold is deterministic, so the replay retraces it to the bit and
     finds the first step whose objective, gradients or updated params are
-    not finite; the error carries the state just before that step.
+    not finite; the error carries the state just before that step (its
+    history and metrics those the fold recorded before it).
     """
     carry = verified
     while carry.epoch <= last_epoch:
@@ -501,26 +485,24 @@ def _replay(fold: _Fold, verified: _Carry, last_epoch: int):
         for k, batch in enumerate(batches):
             result = fold.checked(inner, batch)
             if isinstance(result, str):
-                raise _diverged(fold, carry, inner, k, result)
+                at = _Carry(carry.epoch, inner[0], inner[1], carry.step + k, inner[2], carry.mean)
+                raise _diverged(fold.state(at, history, metrics), fold.steps_per_epoch, result)
             inner = result
         carry = fold.close(carry, inner, len(batches))
     raise AssertionError("a non-finite value was seen but the replay found none")  # the fold is deterministic
 
 
-def _diverged(fold: _Fold, carry: _Carry, inner: tuple, k: int, why: str) -> DivergenceError:
-    """The error for step ``k`` of the batches left in ``carry``'s epoch, with
-    the state ``inner = (params, opt_state, running)`` just before it."""
-    params, opt_state, running = inner
-    at = _Carry(carry.epoch, params, opt_state, carry.step + k, running, carry.means, carry.metrics)
-    step = at.step - at.epoch * fold.steps_per_epoch
+def _diverged(state: TrainState, steps_per_epoch: int, why: str) -> DivergenceError:
+    """The error for the step that follows ``state``, which found ``why``."""
+    step = state.step - state.epoch * steps_per_epoch
     return DivergenceError(
-        f"training diverged at epoch {at.epoch}, step {step} of the epoch ({at.step} overall): {why};"
+        f"training diverged at epoch {state.epoch}, step {step} of the epoch ({state.step} overall): {why};"
         " .state holds the last finite state",
-        fold.state(at), at.epoch, step,
+        state, state.epoch, step,
     )
 
 
-def _advance(fold: _Fold, carry: _Carry, verified: _Carry, check: bool) -> tuple:
+def _advance(fold: _Fold, carry: _Carry, verified: _Carry, check: bool, history: list, metrics: list) -> tuple:
     """``(carry, verified)`` after one more epoch. Every step checks its
     objective; the params only when ``check`` (then the new carry becomes
     the last ``verified`` one). A failure replays from ``verified``, which
@@ -532,7 +514,7 @@ def _advance(fold: _Fold, carry: _Carry, verified: _Carry, check: bool) -> tuple
                 raise NonFinite
             verified = carry
     except NonFinite:
-        _replay(fold, verified, carry.epoch)
+        _replay(fold, verified, carry.epoch, history, metrics)
     return carry, verified
 
 
@@ -560,16 +542,18 @@ class _Edges:
         """These edges with their progress bar shown, if they have one."""
         return self if self.bar is None else attrs.evolve(self, bar=_progress_bar(start, epochs))
 
-    def after(self, fold: _Fold, carry: _Carry) -> tuple:
-        """``(carry with this epoch's metrics, whether on_epoch said STOP)``."""
+    def after(self, fold: _Fold, carry: _Carry, history: list, metrics: list) -> bool:
+        """Evaluate, show and report the epoch that ended at ``carry``, whose
+        mean is ``history[-1]``; its metrics go to ``metrics`` (unless no
+        epoch has any). True when ``on_epoch`` said STOP."""
         with np.errstate(**self.errstate):  # the caller's code, the caller's settings
-            metrics = {} if self.evaluate is None else _metrics(self.evaluate(readonly(carry.params)), carry.epoch)
-            if metrics:
-                carry = carry._replace(metrics=(metrics, carry.metrics[1]))
+            values = {} if self.evaluate is None else _metrics(self.evaluate(readonly(carry.params)), carry.epoch)
+            if self.evaluate is not None or metrics:  # metrics are recorded once an epoch was evaluated
+                metrics.append(values)
             if self.bar is not None:
-                self.bar.set_postfix({"loss": carry.means[0], **metrics}, refresh=False)
+                self.bar.set_postfix({"loss": carry.mean, **values}, refresh=False)
                 self.bar.update()
-            return carry, self.on_epoch is not None and self.on_epoch(fold.state(carry)) is STOP
+            return self.on_epoch is not None and self.on_epoch(fold.state(carry, history, metrics)) is STOP
 
     def close(self) -> None:
         if self.bar is not None:
@@ -579,7 +563,8 @@ class _Edges:
 def _metrics(values, epoch: int) -> dict:
     """What ``evaluate`` returned after epoch ``epoch`` (1-based), as ``{str: float}``, or a TypeError naming it."""
     if not isinstance(values, Mapping):
-        raise TypeError(f"evaluate must return a dict of metric name -> number, got {type(values).__name__} after epoch {epoch}")
+        got = type(values).__name__
+        raise TypeError(f"evaluate must return a dict of metric name -> number, got {got} after epoch {epoch}")
     out = {}
     for name, value in values.items():
         if not isinstance(name, str):
@@ -610,7 +595,7 @@ def _edges(progress, evaluate, on_epoch, errstate: dict) -> _Edges:
     if progress is None or progress is False or progress is True:
         return _Edges(_unwrapped, progress or None, evaluate, on_epoch, errstate)
     if not callable(progress):
-        raise TypeError(f"progress must be True, None or a function wrapping the iterator of epochs, got {progress!r:.60}")
+        raise TypeError(f"progress must be True, None or a function wrapping the epochs, got {progress!r:.60}")
     return _Edges(progress, None, evaluate, on_epoch, errstate)
 
 
@@ -618,29 +603,36 @@ def _unwrapped(epochs: Iterable) -> Iterable:
     return epochs
 
 
-def _run(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges) -> _Carry:
-    """The fold of epochs ``carry.epoch .. epochs - 1`` with its edges; stops
+def _run(fold: _Fold, state: TrainState, epochs: int, edges: _Edges) -> TrainState:
+    """The fold of epochs ``state.epoch .. epochs - 1`` with its edges; stops
     early when ``on_epoch`` says STOP. Ctrl-C is a TrainingInterrupted with
     the state of the last completed (and evaluated) epoch."""
-    check_every = max(1, CHECK_STEPS // fold.steps_per_epoch)
-    verified, edges = carry, edges.opened(carry.epoch, epochs)
+    carry = verified = _Carry(state.epoch, dict(state.params), state.opt_state, state.step, state.running, math.nan)
+    # Metrics are recorded from the first evaluated epoch on, with {} for those before it; the copies keep
+    # the caller's dicts out. A fit that evaluates nothing keeps none: an empty list, never appended to.
+    metrics = [dict(m) for m in state.metrics] or [{} for _ in state.history if edges.evaluate is not None]
+    history = list(state.history)
+    check_every, edges = max(1, CHECK_STEPS // fold.steps_per_epoch), edges.opened(state.epoch, epochs)
     watching, quiet = edges.watching, not edges.watching and edges.bar is None
     try:
-        for _ in edges.wrap(range(carry.epoch, epochs)):
+        for _ in edges.wrap(range(state.epoch, epochs)):
             check = watching or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
-            advanced, verified = _advance(fold, carry, verified, check)
+            advanced, verified = _advance(fold, carry, verified, check, history, metrics)
+            history.append(advanced.mean)
             if quiet:  # nothing to do between epochs: no call for it
+                if metrics:
+                    metrics.append({})
                 carry = advanced
                 continue
-            carry, stop = edges.after(fold, advanced)
-            verified = carry if verified is advanced else verified  # with its metrics
+            stop = edges.after(fold, advanced, history, metrics)
+            carry = advanced
             if stop:
                 break
     except KeyboardInterrupt:
-        raise TrainingInterrupted(fold.state(carry)) from None
+        raise TrainingInterrupted(fold.state(carry, history, metrics)) from None
     finally:
         edges.close()
-    return carry
+    return fold.state(carry, history, metrics)
 
 
 def _verify_shapes(g: Graph, program, params, batches: list) -> None:
@@ -724,15 +716,14 @@ def fit(g: Graph, params: Mapping | None, data: Mapping, *, optimizer, epochs: i
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if state.epoch < epochs:
             _verify_shapes(g, program, state.params, fold.batcher.epoch(state.epoch))
-        carry = _run(fold, _carry_of(state), epochs, edges)
-    state = fold.state(carry)
+        state = _run(fold, state, epochs, edges)
     return FitResult(params=state.params, history=state.history, state=state, metrics=state.metrics)
 
 
 # ------------------------------------------------ for evaluate= and on_epoch=
 
 
-def held_out(g: Graph, data: Mapping, *, output: str = "objective", name: str = "validation") -> Callable[[Mapping], dict]:
+def held_out(g: Graph, data: Mapping, *, output: str = "objective", name: str = "validation") -> Callable:
     """An ``evaluate`` for :func:`fit`: ``params -> {name: J}``, with J the value
     of the scalar ``output`` on ``data`` (examples the fit does not train on;
     for a loss, the mean over them, as one batch).

@@ -62,11 +62,12 @@ def test_metrics_survive_saving_and_resuming(tmp_path):
     assert _same(straight, resumed) and len(resumed.metrics) == 5
 
 
-def test_a_fit_without_evaluate_records_empty_metrics_and_may_add_them_later():
+def test_a_fit_without_evaluate_records_no_metrics_until_an_epoch_is_evaluated():
     first = _fit(2, evaluate=None)
-    assert first.metrics == ({}, {})
+    assert first.metrics == first.state.metrics == ()
     later = _fit(4, resume=first.state)
     assert later.metrics[:2] == ({}, {}) and later.metrics[2:] == _fit(4).metrics[2:]
+    assert _fit(6, resume=later.state, evaluate=None).metrics == (*later.metrics, {}, {})
 
 
 def test_metrics_returned_are_dicts_of_their_own():
