@@ -343,7 +343,8 @@ def chain(*transforms: Optimizer) -> Optimizer:
         return {k: f(params) for k, f in inits}
 
     if last.linear_scale is not None:
-        return _scaled(init, _chained(updates[:-1], (str(len(transforms) - 1), last.direction)), last.linear_scale, name)
+        direction = _chained(updates[:-1], (str(len(transforms) - 1), last.direction))
+        return _scaled(init, direction, last.linear_scale, name)
 
     def update(grads, state, params):
         new_state = {}

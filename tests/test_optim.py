@@ -434,7 +434,8 @@ def tiny_regression():
 
 @pytest.mark.parametrize(
     "opt",
-    [optim.sgd(0.1), optim.momentum(0.02), optim.adam(0.1), optim.chain(optim.clip_by_global_norm(1.0), optim.adam(0.1))],
+    [optim.sgd(0.1), optim.momentum(0.02), optim.adam(0.1),
+     optim.chain(optim.clip_by_global_norm(1.0), optim.adam(0.1))],
     ids=repr,
 )
 def test_a_fold_of_steps_fits_a_regression(opt):
@@ -499,4 +500,5 @@ def test_chain_arguments_are_checked():
 def test_numpy_hyperparameters_are_accepted_and_named_in_repr():
     opt = optim.adam(np.float64(0.01), b1=np.float32(0.5))
     assert repr(opt) == "<Optimizer adam(lr=0.01, b1=0.5, b2=0.999, eps=1e-08)>"
-    assert optim.chain(optim.clip_by_global_norm(1), optim.sgd(2)).name == "chain(clip_by_global_norm(1.0), sgd(lr=2.0))"
+    chained = optim.chain(optim.clip_by_global_norm(1), optim.sgd(2))
+    assert chained.name == "chain(clip_by_global_norm(1.0), sgd(lr=2.0))"

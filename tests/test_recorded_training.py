@@ -33,7 +33,8 @@ OPTIMIZERS = {
     "weight_decay_sgd": lambda: optim.chain(optim.add_weight_decay(0.01), optim.sgd(0.05)),
     "clip_scale": lambda: optim.chain(optim.clip_by_global_norm(0.5), optim.scale(-0.05)),
     "clip_momentum": lambda: optim.chain(optim.clip_by_global_norm(0.5), optim.momentum(0.02)),
-    "clip_decay_adam": lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.add_weight_decay(1e-3), optim.adam(0.01)),
+    "clip_decay_adam": lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.add_weight_decay(1e-3),
+                                           optim.adam(0.01)),
     "scale_sgd": lambda: optim.chain(optim.scale(0.5), optim.sgd(0.1)),
     "nested": lambda: optim.chain(optim.chain(optim.scale(3.0), optim.clip_by_global_norm(2.0)), optim.adam(0.05)),
 }

@@ -41,7 +41,8 @@ def test_batches_visit_every_example_once_per_epoch_reproducibly(n, batch_size, 
     for e in range(epochs):
         seen = np.concatenate([b["i"] for b in first[e * per_epoch : (e + 1) * per_epoch]])
         assert sorted(seen) == list(range(n))
-        assert all(len(b["i"]) == min(batch_size, n - k * batch_size) for k, b in enumerate(first[e * per_epoch : (e + 1) * per_epoch]))
+        epoch = first[e * per_epoch : (e + 1) * per_epoch]
+        assert all(len(b["i"]) == min(batch_size, n - k * batch_size) for k, b in enumerate(epoch))
     assert all(np.array_equal(a["i"], b["i"]) and np.array_equal(a["x"], b["i"] * 10.0) for a, b in zip(first, again))
 
 
@@ -84,7 +85,8 @@ def test_per_example_sgd_follows_the_seeded_order():
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_the_same_seed_gives_bit_identical_params(name):
     g, params = _mlp()
-    runs = [train.fit(g, params, _problem(), optimizer=OPTIMIZERS[name](), epochs=3, batch_size=5, seed=9) for _ in range(2)]
+    runs = [train.fit(g, params, _problem(), optimizer=OPTIMIZERS[name](), epochs=3, batch_size=5, seed=9)
+            for _ in range(2)]
     assert all(np.array_equal(runs[0].params[k], runs[1].params[k]) for k in params)
     assert runs[0].history == runs[1].history
     other = train.fit(g, params, _problem(), optimizer=OPTIMIZERS[name](), epochs=3, batch_size=5, seed=10)
@@ -135,7 +137,8 @@ def test_divergence_stops_at_once_naming_epoch_and_step_with_the_last_finite_sta
     with np.errstate(over="ignore", invalid="ignore"):
         value, grads = fg.value_and_grad(m.graph)(state.params, batch)
         new = {k: state.params[k] - 50.0 * grads[k] for k in grads}
-    assert not (np.isfinite(value) and all(np.isfinite(v).all() for v in grads.values()) and all(np.isfinite(v).all() for v in new.values()))
+    finite = [np.isfinite(value), *(np.isfinite(v).all() for v in [*grads.values(), *new.values()])]
+    assert not all(finite)
 
 
 def test_a_divergence_after_a_mid_epoch_resume_is_replayed_from_there_to_the_same_step():
@@ -200,7 +203,8 @@ def test_progress_wraps_the_epochs_and_on_epoch_sees_each_state_outside_the_fold
     result = train.fit(m.graph, m.init(), _problem(), optimizer=optim.sgd(0.01), epochs=3, progress=progress,
                        on_epoch=seen.append)
     assert wrapped == [0, 1, 2] and [s.epoch for s in seen] == [1, 2, 3]
-    assert seen[-1].history == result.history and all(np.array_equal(seen[-1].params[k], result.params[k]) for k in result.params)
+    assert seen[-1].history == result.history
+    assert all(np.array_equal(seen[-1].params[k], result.params[k]) for k in result.params)
     assert len(result.history) == 3 and result.history[-1] < result.history[0]
 
 
