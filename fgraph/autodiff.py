@@ -21,7 +21,7 @@ contributions of its uses (see :func:`merge_grads`).
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import reduce
 
 import numpy as np
@@ -31,6 +31,7 @@ from fgraph import validate
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Graph
 from fgraph.program import ONE, Program
+from fgraph.types import ArrayLike, Data, Params
 
 
 def frozen(value):
@@ -123,7 +124,9 @@ def _inputs_for(g: Graph, program, params, data):
     return p, d, batch
 
 
-def forward(g: Graph, params: Mapping, data: Mapping | None = None, outputs: Iterable[str] | str | None = None) -> dict:
+def forward(
+    g: Graph, params: Params, data: Data | None = None, outputs: Iterable[str] | str | None = None
+) -> dict[str, np.ndarray]:
     """Evaluate the graph: ``{output name: value}`` for every requested output.
 
     A call needs every param and input that the requested outputs depend on
@@ -150,7 +153,9 @@ def _check_scalar(g: Graph, output: str) -> None:
         )
 
 
-def value_and_grad(g: Graph, output: str = "objective", wrt=None):
+def value_and_grad(
+    g: Graph, output: str = "objective", wrt: Iterable[str] | str | None = None
+) -> Callable[[Params, Data | None], tuple[np.float64, dict[str, np.ndarray]]]:
     """Return ``f(params, data) -> (value, grads)`` for a scalar output.
 
     ``grads`` maps every param (or every name in ``wrt``, which may include
@@ -164,7 +169,7 @@ def value_and_grad(g: Graph, output: str = "objective", wrt=None):
     # with respect to data and must keep the batch axis.
     squeeze = not any(name in g.inputs for name in program.wrt)
 
-    def value_and_grad_fn(params: Mapping, data: Mapping | None = None):
+    def value_and_grad_fn(params: Params, data: Data | None = None):
         p, d, batch = check(params, data)
         if batch == 1 and squeeze:
             d, batch = {k: v[0] for k, v in d.items()}, None
@@ -175,13 +180,22 @@ def value_and_grad(g: Graph, output: str = "objective", wrt=None):
     return value_and_grad_fn
 
 
-def grad(g: Graph, output: str = "objective", wrt=None):
+def grad(
+    g: Graph, output: str = "objective", wrt: Iterable[str] | str | None = None
+) -> Callable[[Params, Data | None], dict[str, np.ndarray]]:
     """Return ``f(params, data) -> grads``: :func:`value_and_grad` without the value."""
     f = value_and_grad(g, output, wrt)
     return lambda params, data=None: f(params, data)[1]
 
 
-def backward(g: Graph, params: Mapping, data: Mapping | None = None, output: str = "objective", cotangent=None, wrt=None) -> dict:
+def backward(
+    g: Graph,
+    params: Params,
+    data: Data | None = None,
+    output: str = "objective",
+    cotangent: ArrayLike | None = None,
+    wrt: Iterable[str] | str | None = None,
+) -> dict[str, np.ndarray]:
     """The vector-Jacobian product ``cotangentᵀ ∂output/∂name`` for every param (or ``wrt``).
 
     ``cotangent`` has the shape of the output's value (with the batch axis

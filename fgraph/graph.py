@@ -20,6 +20,7 @@ import numpy as np
 
 from fgraph.errors import GraphError, ShapeError
 from fgraph.program import Programs
+from fgraph.types import Role
 
 EMPTY = MappingProxyType({})
 
@@ -35,7 +36,7 @@ class Node:
     """
 
     name: str
-    role: str  # "input", "param" or "op"
+    role: Role
     op: Any = None
     inputs: tuple = ()
     shape: tuple = ()
