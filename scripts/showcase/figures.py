@@ -21,6 +21,9 @@ from jobs import Cache, Plot  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from report.plots import COLORS, plain_log, save  # noqa: E402
 
+import fgraph  # noqa: E402
+from models.presets import CONSTRUCTORS  # noqa: E402
+
 # ------------------------------------------------------------------ drawing
 
 
@@ -180,10 +183,24 @@ def forecast_args(shown: list, cache: Cache) -> tuple:
             f"One-step-ahead forecasts of {int(f.years[0])}–{int(f.years[-1])} from the previous years")
 
 
+def unrolled_graph(path, model: str, kwargs: dict) -> None:
+    """The graph of ``model`` built with ``kwargs``, drawn by :func:`fgraph.viz.draw`: an RNN
+    unrolled over its steps, its tied weights drawn once with a use per step."""
+    fgraph.viz.draw(CONSTRUCTORS[model](**kwargs).graph, path)
+
+
+def unrolled_args(shown: list, cache: Cache) -> tuple:
+    """Arguments of :func:`unrolled_graph`: the model and constructor kwargs of the one model shown,
+    narrowed to 8 hidden units so that the picture stays readable (the structure is the same)."""
+    exp, _ = _only(shown, "the unrolled-graph figure")
+    return exp.settings["model"], {**exp.settings["kwargs"], "hidden": 8}
+
+
 #: The figures, in the order of the files the job lists.
 PLOTS = {
     "curves": Plot(filename="learning_curves.png", draw=learning_curves, args=curve_panels),
     "confusion": Plot(filename="cnn_confusion.png", draw=confusion_matrix, args=confusion_args),
     "filters": Plot(filename="cnn_filters.png", draw=filters, args=filter_args),
     "forecast": Plot(filename="sunspot_forecast.png", draw=forecast, args=forecast_args),
+    "unrolled": Plot(filename="rnn_graph.png", draw=unrolled_graph, args=unrolled_args),
 }

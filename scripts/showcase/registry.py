@@ -43,7 +43,7 @@ EXPERIMENTS = registry(
         derive=partial(at_least, metric="test_accuracy", bound=PRESETS["cnn_classifier"].target), summary=summary),
     Experiment(
         id="rnn", title="Recurrent network over the rows of the digits", label="Recurrent network (rows)",
-        run=run_digits, settings=from_preset("rnn_classifier"), quick=QUICK, cost=3, plots=("curves",),
+        run=run_digits, settings=from_preset("rnn_classifier"), quick=QUICK, cost=3, plots=("curves", "unrolled"),
         section="an Elman network reads the image one row at a time (8 steps of 8 pixels), "
                 "h_t = tanh(W_x x_t + W_h h_{t-1} + b), with its weights tied across the steps; the last state "
                 "feeds a dense softmax layer. Its gradient is backpropagation through time: the ordinary backward "

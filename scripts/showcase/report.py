@@ -75,6 +75,9 @@ CAPTIONS = {
               "metric after every epoch (right axis).",
     "confusion": "The convolutional network's confusion matrix on the test digits (rows: the true digit).",
     "filters": "The convolutional network's first-layer kernels after training (red positive, blue negative).",
+    "unrolled": "The recurrent network's graph unrolled over the 8 rows (drawn with 8 hidden units): one W_x, "
+                "one W_h and one b, drawn once, each with a use per step; backpropagation through time adds "
+                "those uses' contributions.",
     "forecast": "The recurrent forecaster and the AR baseline against the observed sunspot numbers of the "
                 "test years, each forecast made from the observed previous years.",
 }
