@@ -43,6 +43,15 @@ loss is 0.0 and its gradient 1e-100), δφ is the first jump of φ(λx) as the
 compared arrays shrink or grow from λ = 1 (:func:`_onset_step`): the
 finest change the computation can show.
 
+Each component adds the noise of φ where its differences evaluate it:
+ECnoise of its own grid t = jε/4, and of a grid of spacing ε·7⁻⁴ centred
+at the step t = ε. The noise of φ can grow away from the point: at an
+exact zero minimum J = r(t)² of a residual r(t) = a t + E(t) with rounding
+error E, it is 2 a t E(t), nothing near t = 0 and all of the quotient
+(J(ε) - J(-ε)) / 2ε = a (E(ε) + E(-ε)). ECnoise is computed in units of
+the largest difference, so that the squares of the noise of a φ of
+1e-170 do not underflow to 0: every estimate scales with φ.
+
 The noise of R₂ is about 3.8 δφ / ε; κ = :data:`NOISE_MARGIN` = 30 puts the
 bound far in its tail and absorbs an estimate a few times low. Cancellation
 inside φ (a loss of 10 whose gradient is 1e-10, a saturated tanh) raises δφ
@@ -92,6 +101,7 @@ _NOISE_ORDERS = (3, 4, 5, 6)
 _NOISE_POINTS = 4  # f at t = jτ for j = -4..4
 _NOISE_SPACING = 2.0**-14  # the first τ, in units of ε
 _NOISE_GROWTH = 7  # not a power of 2, so that the grids do not line up with the binary grid of floats
+_STEP_NOISE_SPACING = 7.0**-4  # τ of the grids centred at the steps ±ε, in units of ε
 _NEGLIGIBLE = 1e-12  # entries this small relative to the point's typical size count as 0
 _SMALLEST_SCALE = 1e-200  # below, steps of 1e-5 of it would be subnormal
 
@@ -150,15 +160,38 @@ def _scales(x: np.ndarray, point_scale: float) -> np.ndarray:
 
 
 def _derivative(f, value: float, eps: float) -> tuple[float, float, float]:
-    """R₂, |R₂ - R₁| and the ECnoise of f on the grid t = jε/4, j = -4..4,
-    whose points give the central differences at ε/4, ε/2 and ε
-    (``value`` = f(0))."""
+    """R₂, |R₂ - R₁| and the noise of f where the differences evaluate it:
+    the largest of the ECnoise of f on the grid t = jε/4, j = -4..4, whose
+    points give the central differences at ε/4, ε/2 and ε (``value`` =
+    f(0)), and of f on a fine grid centred at the step t = ε
+    (:func:`_noise_at`). One side suffices: the noise at -ε is rounding of
+    the same computation at the same distance from the point, of the same
+    size; its level, not its draw, is what σ needs."""
     quarter = eps / 4
     values = np.array([value if j == 0 else f(j * quarter) for j in range(-4, 5)])
     d = [(values[4 + j] - values[4 - j]) / (2 * j * quarter) for j in (4, 2, 1)]
     r1 = (4 * d[1] - d[0]) / 3
     r2 = (4 * d[2] - d[1]) / 3
-    return r2, abs(r2 - r1), _ecnoise(values)
+    return r2, abs(r2 - r1), max(_ecnoise(values), _noise_at(f, eps, values[-1], eps * _STEP_NOISE_SPACING))
+
+
+def _noise_at(f, centre: float, centre_value: float, tau: float) -> float:
+    """The rounding noise of f at t = ``centre`` (``centre_value`` = f(centre)):
+    ECnoise of f at centre + jτ, j = -4..4, or its smallest jump if f takes
+    fewer than 5 values there (one step of a quantized φ).
+
+    Measured at the step, not only near the point, because the noise of φ
+    can grow away from it: at an exact zero minimum J = ‖r(t)‖² of a
+    residual r(t) = a t + E(t) computed with rounding error E, the noise
+    of J is 2 a t E(t), nothing at t = 0, but all of it in the difference
+    quotient (J(ε) - J(-ε)) / 2ε = a (E(ε) + E(-ε)).
+    """
+    offsets = range(-_NOISE_POINTS, _NOISE_POINTS + 1)
+    values = np.array([centre_value if j == 0 else f(centre + j * tau) for j in offsets])
+    if len(np.unique(values)) > _NOISE_POINTS:
+        return _ecnoise(values)
+    jumps = np.abs(np.diff(values))
+    return float(jumps[jumps > 0].min()) if (jumps > 0).any() else 0.0
 
 
 def _difference_rows() -> tuple[np.ndarray, np.ndarray]:
@@ -179,9 +212,21 @@ _DIFFERENCES, _ORDER_OF_ROW = _difference_rows()
 
 
 def _ecnoise(values: np.ndarray) -> float:
-    """max over k = 3..6 of (γₖ mean (Δᵏ)²)^½, γₖ = (k!)² / (2k)!, of 9 values."""
-    squares = np.bincount(_ORDER_OF_ROW, (_DIFFERENCES @ values) ** 2)
-    return math.sqrt(float(squares.max()))
+    """max over k = 3..6 of (γₖ mean (Δᵏ)²)^½, γₖ = (k!)² / (2k)!, of 9 values.
+
+    Computed in units of the largest difference, so that neither the
+    squares of the noise of a φ of 1e-170 underflow to 0 nor the
+    differences of a φ of 1e300 overflow: the estimate scales with φ."""
+    top = float(np.abs(values).max())
+    if top == 0.0 or not math.isfinite(top):
+        return 0.0 if top == 0.0 else math.nan
+    unit = math.ldexp(1.0, math.frexp(top)[1])  # a power of 2: dividing by it is exact
+    differences = _DIFFERENCES @ (values / unit)
+    size = float(np.abs(differences).max())
+    if size == 0.0:
+        return 0.0
+    squares = np.bincount(_ORDER_OF_ROW, (differences / size) ** 2)
+    return math.sqrt(float(squares.max())) * size * unit
 
 
 def _noise(f, value: float, eps: float) -> float | None:
@@ -406,7 +451,9 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
                 f" or float input (it reads {sorted(k for k in point if k not in g.labels)})"
             )
         if np.shape(grad) != np.shape(point[name]):
-            raise ShapeError(f"the gradient of {name!r} has shape {np.shape(grad)}; {name!r} has shape {np.shape(point[name])}")
+            raise ShapeError(
+                f"the gradient of {name!r} has shape {np.shape(grad)}; {name!r} has shape {np.shape(point[name])}"
+            )
     grads = {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}
 
     def phi(pt):

@@ -125,7 +125,8 @@ def test_where_the_function_is_flat_in_floating_point_a_tiny_gradient_passes_and
     x, y = fg.input("x", (2,)), fg.input("y")
     W = fg.param("W", (3, 2))
     g = fg.graph(objective=fg.softmax_cross_entropy(fg.matmul(W, x), y))
-    params, data = {"W": np.array([[300.0, 0.0], [0.0, 300.0], [-300.0, 0.0]])}, {"x": np.array([1.0, 0.2]), "y": np.array(0)}
+    params = {"W": np.array([[300.0, 0.0], [0.0, 300.0], [-300.0, 0.0]])}
+    data = {"x": np.array([1.0, 0.2]), "y": np.array(0)}
     value, grads = fg.value_and_grad(g)(params, data)
     assert value == 0.0 and 0 < np.abs(grads["W"]).max() < 1e-100
     assert fg.check_grads(g, params, data).ok
@@ -135,7 +136,9 @@ def test_where_the_function_is_flat_in_floating_point_a_tiny_gradient_passes_and
 def test_nan_anywhere_fails():
     nan_vjp = _bump(lambda g, out, a: g * np.nan)
     assert fg.check_op(lambda x: apply(nan_vjp, x), np.array([3.0, -4.0])) == math.inf
-    nan_near = Primitive("log", forward=lambda a: np.log(a - 1.0), vjps=(lambda g, out, a: g / (a - 1.0),), shape=same_shape)
+    nan_near = Primitive(
+        "log", forward=lambda a: np.log(a - 1.0), vjps=(lambda g, out, a: g / (a - 1.0),), shape=same_shape
+    )
     assert fg.check_op(lambda x: apply(nan_near, x), np.array([1.0 + 1e-7, 2.0])) == math.inf  # steps cross the pole
 
 
@@ -149,9 +152,13 @@ def _per_example_scale_by_first(g, out, a):
     return grad
 
 
-ROW_SUM = Primitive("row_sum", forward=lambda a: a.sum(), vjps=(lambda g, out, a: np.full(a.shape, g),), shape=lambda a: ())
+ROW_SUM = Primitive(
+    "row_sum", forward=lambda a: a.sum(), vjps=(lambda g, out, a: np.full(a.shape, g),), shape=lambda a: ()
+)
 # a[0] is the first entry of one example, but the first example of a batch
-SCALE_BY_FIRST = Primitive("scale_by_first", forward=lambda a: a * a[0], vjps=(_per_example_scale_by_first,), shape=same_shape)
+SCALE_BY_FIRST = Primitive(
+    "scale_by_first", forward=lambda a: a * a[0], vjps=(_per_example_scale_by_first,), shape=same_shape
+)
 # right for one example; on a batch, the cotangent is summed over the examples
 SQUARE_SUMMING_THE_BATCH = Primitive(
     "square",
@@ -191,3 +198,45 @@ def test_the_batch_goes_on_every_argument_that_may_carry_it():
     assert assert_grads_match(fg.affine, W, x, b) <= DEFAULT_TOLERANCE
     assert assert_grads_match(fg.nll, np.array([0.2, 0.7, 0.1]), np.array(1)) <= DEFAULT_TOLERANCE
     assert assert_grads_match(lambda w: fg.l2_norm_penalty(w, 0.5), VECTOR) <= DEFAULT_TOLERANCE  # no batch possible
+
+
+# ------------------------------- an exact zero minimum of a squared distance
+
+
+def _zero_minimum(v: float, hidden) -> tuple:
+    """J = ‖p0 · hidden(softmax(0)) + p1 - y‖² with y the prediction itself:
+    J = 0 and its gradient is exactly 0, but J(t) = (a t + E(t))² carries
+    the rounding error E of the residual, noise 2 a t E that is nothing at
+    the point and all of the difference quotient at the step."""
+    x, y = fg.input("x", (3,)), fg.input("y", (1,))
+    p0, p1 = fg.param("p0", (1, 3)), fg.param("p1", (1,))
+    pred = fg.affine(p0, hidden(fg.softmax(x)), p1)
+    g = fg.graph(prediction=pred, objective=fg.squared_l2_distance(pred, y))
+    params, data = {"p0": np.full((1, 3), v), "p1": np.array([0.0])}, {"x": np.zeros(3)}
+    data["y"] = fg.forward(g, params, data, "prediction")["prediction"]
+    return g, params, data
+
+
+@pytest.mark.parametrize("hidden", [lambda n: n, fg.tanh], ids=["affine", "tanh_then_affine"])
+@pytest.mark.parametrize("v", [2.4106291e-79, 1.2714965844225503e-93, 6.665907260065025e-98])
+@pytest.mark.parametrize("scale", [1.0, 1e-100, 1e100, 2.0**-700])
+def test_a_zero_gradient_at_an_exact_zero_minimum_passes_at_every_scale(hidden, v, scale):
+    # the noise of J, 1e-180 where J moves by 1e-169, used to be squared
+    # into an underflow (ECnoise 0), and was measured only near the point
+    g, params, data = _zero_minimum(v * scale, hidden)
+    value, grads = fg.value_and_grad(g)(params, data)
+    assert value == 0.0 and not np.any(grads["p0"])
+    report = fg.check_grads(g, params, data)
+    assert report.ok, report
+    if scale >= 1:  # below, J(t) underflows to 0 and the check cannot see any gradient
+        wrong = {**grads, "p0": np.full((1, 3), 1e-12 * v * scale)}  # a gradient J does not have: still caught
+        assert not compare_grads(g, wrong, params, data).ok
+
+
+def test_the_noise_estimate_scales_with_the_function():
+    # a φ of 1e-170 with noise 1e-183: the squares of its differences underflow unless rescaled
+    values = np.arange(9.0) ** 2 + 1e-13 * np.random.default_rng(0).standard_normal(9)
+    base = fg.check._ecnoise(values)
+    assert 1e-14 < base < 1e-12
+    for k in (-565, -330, 330, 1000):  # powers of 2: the scaled values are exact
+        assert fg.check._ecnoise(values * 2.0**k) == pytest.approx(base * 2.0**k, rel=1e-12), k

@@ -51,8 +51,12 @@ TANH_OFF_1PCT = Primitive(
     vjps=(lambda g, out, a: 1.01 * (g - g * out * out),),
     shape=same_shape,
 )
-CUBE_OFF_1PCT = Primitive("cube_off_1pct", forward=lambda a: a**3, vjps=(lambda g, out, a: 1.01 * 3 * g * a * a,), shape=same_shape)
-SQUARE_SIGN_FLIPPED = Primitive("square_flipped", forward=lambda a: a * a, vjps=(lambda g, out, a: -2 * g * a,), shape=same_shape)
+CUBE_OFF_1PCT = Primitive(
+    "cube_off_1pct", forward=lambda a: a**3, vjps=(lambda g, out, a: 1.01 * 3 * g * a * a,), shape=same_shape
+)
+SQUARE_SIGN_FLIPPED = Primitive(
+    "square_flipped", forward=lambda a: a * a, vjps=(lambda g, out, a: -2 * g * a,), shape=same_shape
+)
 NLL_OFF_1PCT = Primitive(
     "nll_off_1pct",
     forward=lambda p, y: -np.log(p[y]),
@@ -252,7 +256,10 @@ def test_a_sign_flip_is_caught_on_an_objective_of_1e_10(scale):
         value, _ = fg.value_and_grad(g)(params)
         assert 1e-12 < value < 1e-8
         assert not fg.check_grads(g, params, seed=seed).ok
-        assert fg.check_op(lambda n: fg.scale(fg.sum(apply(SQUARE_SIGN_FLIPPED, n)), 1e-10 / scale**2), params["x"]) > DEFAULT_TOLERANCE
+        assert (
+            fg.check_op(lambda n: fg.scale(fg.sum(apply(SQUARE_SIGN_FLIPPED, n)), 1e-10 / scale**2), params["x"])
+            > DEFAULT_TOLERANCE
+        )
 
 
 @pytest.mark.parametrize("scale", (1e-5, 1.0, 1e5))
