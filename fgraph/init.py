@@ -148,6 +148,8 @@ def init_params(g, seed: int = 0) -> dict:
             spec = node.init if node.init is not None else zeros()
             value = np.asarray(spec(param_rng(seed, node.name), node.shape), dtype=np.float64)
             if value.shape != node.shape:
-                raise ValueError(f"the initialiser of param {node.name!r} returned shape {value.shape}, expected {node.shape}")
+                raise ValueError(
+                    f"the initialiser of param {node.name!r} returned shape {value.shape}, expected {node.shape}"
+                )
             out[node.name] = value
     return out

@@ -137,7 +137,9 @@ def _vjp(node: Node, position: int, cotangent, values: Mapping):
     arg = node.inputs[position]
     rule = node.op.vjp(position)
     if rule is None:
-        raise GraphError(f"{node.op.name} node {node.name!r} is not differentiable in argument {position} ({arg.name!r})")
+        raise GraphError(
+            f"{node.op.name} node {node.name!r} is not differentiable in argument {position} ({arg.name!r})"
+        )
     args = [values[i.name] for i in node.inputs]
     c = rule(cotangent, values[node.name], *args, *node.config.values())
     reduce_ = node.op.unbroadcast and _may_broadcast(arg, node)
@@ -176,7 +178,9 @@ def _needs(live) -> frozenset:
     """Names of the nodes of ``live`` (in topological order) that are or
     depend on a param: the ones a gradient flows through."""
     return reduce(
-        lambda need, node: need | {node.name} if node.role == "param" or any(i.name in need for i in node.inputs) else need,
+        lambda need, node: (
+            need | {node.name} if node.role == "param" or any(i.name in need for i in node.inputs) else need
+        ),
         live,
         frozenset(),
     )
@@ -224,7 +228,9 @@ def contributions_of(t: Trace) -> dict:
     arguments, when one node uses the param more than once), in the order the
     backward pass computed them; ``{}`` for a param the output does not read."""
     grouped = reduce(
-        lambda acc, e: toolz.update_in(acc, [e.source, e.consumer], lambda c: e.cotangent if c is None else c + e.cotangent),
+        lambda acc, e: toolz.update_in(
+            acc, [e.source, e.consumer], lambda c: e.cotangent if c is None else c + e.cotangent
+        ),
         (e for e in t.edges if e.source in t.params),
         {},
     )

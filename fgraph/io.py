@@ -384,9 +384,14 @@ def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str) -> _Member:
     the member must hold exactly that many bytes."""
     with zf.open(info) as m:
         version = np.lib.format.read_magic(m)
-        readers = {(1, 0): ("<H", np.lib.format.read_array_header_1_0), (2, 0): ("<I", np.lib.format.read_array_header_2_0)}
+        readers = {
+            (1, 0): ("<H", np.lib.format.read_array_header_1_0),
+            (2, 0): ("<I", np.lib.format.read_array_header_2_0),
+        }
         if version not in readers:
-            raise FileFormatError(f"{target!r}: member {info.filename!r} is .npy version {version}, which fgraph does not read")
+            raise FileFormatError(
+                f"{target!r}: member {info.filename!r} is .npy version {version}, which fgraph does not read"
+            )
         size_format, read_header = readers[version]
         size_bytes = m.read(struct.calcsize(size_format))
         (length,) = struct.unpack(size_format, size_bytes)
@@ -400,7 +405,8 @@ def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str) -> _Member:
     if not dtype.hasobject and info.file_size != member.offset + member.nbytes:
         raise FileFormatError(
             f"{target!r}: member {info.filename!r} holds {info.file_size} bytes, but its header declares"
-            f" a {dtype.str} array of shape {shape}, {member.offset + member.nbytes} bytes with the header (corrupt file)"
+            f" a {dtype.str} array of shape {shape}, {member.offset + member.nbytes} bytes"
+            " with the header (corrupt file)"
         )
     return member
 
@@ -461,7 +467,9 @@ def _check_declarations(manifest: dict, members: dict, target: str, max_bytes: i
     if manifest["version"] >= 2:
         declared = manifest.get("arrays")
         if not isinstance(declared, dict) or set(declared) != set(members):
-            raise FileFormatError(f"{target!r}: the manifest does not declare the file's arrays {sorted(members)} (corrupt file)")
+            raise FileFormatError(
+                f"{target!r}: the manifest does not declare the file's arrays {sorted(members)} (corrupt file)"
+            )
         shapes = {key: _declared(value, key, target) for key, value in declared.items()}
         total = sum(math.prod(shape) * dtype.itemsize for dtype, shape in shapes.values())
         if total > max_bytes:
@@ -475,7 +483,9 @@ def _check_declarations(manifest: dict, members: dict, target: str, max_bytes: i
                 )
     for key, member in members.items():
         if member.dtype.kind not in "biuf":
-            raise FileFormatError(f"{target!r}: array {key!r} holds {member.dtype}, not real numbers (not an fgraph file)")
+            raise FileFormatError(
+                f"{target!r}: array {key!r} holds {member.dtype}, not real numbers (not an fgraph file)"
+            )
 
 
 def _declared(value, key: str, target: str) -> tuple:
@@ -508,7 +518,9 @@ class _Arrays:
 
     def take(self, key) -> np.ndarray:
         if not isinstance(key, str) or key not in self.members or key in self.used:
-            raise FileFormatError(f"{self.target!r}: the manifest refers to array {key!r}, which the file does not hold")
+            raise FileFormatError(
+                f"{self.target!r}: the manifest refers to array {key!r}, which the file does not hold"
+            )
         self.used.add(key)
         return self.members[key]
 
@@ -669,7 +681,9 @@ def load_state(path, *, max_bytes: int = MAX_BYTES):
             f"{target!r}: the saved state does not fit this fgraph's TrainState"
             f" (unknown fields {unknown}, missing fields {missing})"
         )
-    if not isinstance(values.get("params"), dict) or not all(isinstance(v, np.ndarray) for v in values["params"].values()):
+    if not isinstance(values.get("params"), dict) or not all(
+        isinstance(v, np.ndarray) for v in values["params"].values()
+    ):
         raise FileFormatError(f"{target!r}: the saved params are not a dict of arrays")
     # attrs names the __init__ argument of a field "_x" "x": its alias.
     return TrainState(**{getattr(known[name], "alias", None) or name: value for name, value in values.items()})

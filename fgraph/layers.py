@@ -405,7 +405,9 @@ def residual(block: Layer) -> Layer:
     sum is auto-named, or called by the call's ``name=``.
     """
     if not callable(block):
-        raise TypeError(f"residual: block must be a function Node -> Node (a layer), got {type(block).__name__} {block!r}")
+        raise TypeError(
+            f"residual: block must be a function Node -> Node (a layer), got {type(block).__name__} {block!r}"
+        )
 
     def residual_layer(x: Node, *, name: str | None = None) -> Node:
         _node("residual", x)

@@ -13,7 +13,8 @@ forward rule (with the math) is the primitive's own::
         return a ** 3
 
     node = cube(x)                         # what apply(cube, x) does
-    cube = Primitive("cube", forward=lambda a: a ** 3, vjps=..., shape=..., doc=...)  # the same, from existing functions
+    # the same, from existing functions:
+    cube = Primitive("cube", forward=lambda a: a ** 3, vjps=..., shape=..., doc=...)
 
 **Config is bound by name.** Static arguments (``l2_reg``, the ``c`` of
 ``scale``) are bound to the forward rule's positional parameters after its
@@ -185,7 +186,10 @@ def _check_fields(prim: Primitive) -> None:
     if prim.doc is not None and not isinstance(prim.doc, str):
         raise TypeError(f"primitive {prim.name!r}: doc must be a string, got {type(prim.doc).__name__}")
     if not isinstance(prim.reduces_batch, bool) and not callable(prim.reduces_batch):
-        raise TypeError(f"primitive {prim.name!r}: reduces_batch must be a bool or a function of the config, got {prim.reduces_batch!r}")
+        raise TypeError(
+            f"primitive {prim.name!r}: reduces_batch must be a bool or a function of the config,"
+            f" got {prim.reduces_batch!r}"
+        )
     if prim.variadic and (len(prim.vjps) != 1 or prim.vjps[0] is None):
         raise TypeError(
             f"primitive {prim.name!r}: a variadic primitive has one VJP rule, called with the argument's"
@@ -346,7 +350,9 @@ def primitive(*, vjps: tuple, shape: Callable, name: str | None = None, **option
     """
 
     def make(forward: Callable) -> Primitive:
-        return Primitive(name or forward.__name__, forward=forward, vjps=vjps, shape=shape, doc=forward.__doc__, **options)
+        return Primitive(
+            name or forward.__name__, forward=forward, vjps=vjps, shape=shape, doc=forward.__doc__, **options
+        )
 
     return make
 
@@ -499,7 +505,9 @@ def _by_name(prim: Primitive, label: str, positional: tuple, config: dict) -> di
         )
     derived = [k for k in config if k in prim.derived]
     if derived:
-        raise TypeError(f"{label}: config {derived} is derived from the arguments when the node is built; do not give it")
+        raise TypeError(
+            f"{label}: config {derived} is derived from the arguments when the node is built; do not give it"
+        )
     bound = dict(zip(names, positional))
     twice = [k for k in bound if k in config]
     if twice:

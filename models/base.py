@@ -153,5 +153,8 @@ def mlp_body(widths: tuple, activation: str, init: tuple, bias_init: tuple, what
         raise ValueError(f"{what}: {e}") from None
     body = []
     for i, h in enumerate(widths, start=1):
-        body += [layers.dense(f"hidden{i}", h, init[i - 1], bias_init[i - 1], weight_name=f"W{i}", bias_name=f"b{i}"), act]
+        body += [
+            layers.dense(f"hidden{i}", h, init[i - 1], bias_init[i - 1], weight_name=f"W{i}", bias_name=f"b{i}"),
+            act,
+        ]
     return body

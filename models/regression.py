@@ -87,6 +87,7 @@ def mlp_regression(num_features: int, hidden_units=10, init_scale: float = 0.01,
     config = {
         "name": what, "num_features": d,
         "hidden_units": list(widths) if isinstance(hidden_units, (tuple, list)) else widths[0],
-        "activation": activation, "init_scale": scale, "init": [repr(i) for i in init], "bias_init": [repr(b) for b in bias_init],
+        "activation": activation, "init_scale": scale,
+        "init": [repr(i) for i in init], "bias_init": [repr(b) for b in bias_init],
     }
     return Model(g, config)

@@ -44,7 +44,9 @@ def _constant_value(prim, nodes, config):
     if array.size == 0:
         raise ShapeError(f"the value has no elements (shape {array.shape})")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"constant: value must be finite, got {np.count_nonzero(~np.isfinite(array))} NaN or inf entries")
+        raise ValueError(
+            f"constant: value must be finite, got {np.count_nonzero(~np.isfinite(array))} NaN or inf entries"
+        )
     array.flags.writeable = False
     return prim, nodes, {"value": array}
 
@@ -238,7 +240,10 @@ def _stack_shape(*shapes, axis, ndim) -> tuple:
     _same_ranks(shapes, ndim)
     different = [i for i, s in enumerate(shapes) if s != shapes[0]]
     if different:
-        raise ShapeError(f"every node needs the same per-example shape: node {different[0]} has {shapes[different[0]]}, node 0 has {shapes[0]}")
+        raise ShapeError(
+            f"every node needs the same per-example shape: node {different[0]} has {shapes[different[0]]},"
+            f" node 0 has {shapes[0]}"
+        )
     return shapes[0][:axis] + (len(shapes),) + shapes[0][axis:]
 
 
@@ -326,7 +331,9 @@ def _axes_config(prim, nodes, config):
     else:
         axes = tuple(normalize_axis(i, a.shape, prim.name) for i in axes)
     if sorted(axes) != list(range(rank)):
-        raise ShapeError(f"axes {tuple(config['axes'])} are not a permutation of the {rank} per-example axes of {a.shape}")
+        raise ShapeError(
+            f"axes {tuple(config['axes'])} are not a permutation of the {rank} per-example axes of {a.shape}"
+        )
     return prim, nodes, {"axes": axes, "inverse": tuple(int(i) for i in np.argsort(axes))}
 
 

@@ -78,6 +78,8 @@ def to_dot(g: Graph, params: Mapping | None = None, data: Mapping | None = None,
     for arrow in s.arrows:
         attrs = f"label={quote(arrow_label(arrow))}, color=\"{style.GRADIENT}\", fontcolor=\"{style.GRADIENT_TEXT}\"" \
             if arrow.grad_norm is not None else ""
-        lines.append(f"  n{arrow.source} -> n{arrow.target} [{attrs}];" if attrs else f"  n{arrow.source} -> n{arrow.target};")
+        lines.append(
+            f"  n{arrow.source} -> n{arrow.target} [{attrs}];" if attrs else f"  n{arrow.source} -> n{arrow.target};"
+        )
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -164,7 +164,10 @@ def order_columns(col: Mapping, chains, keys) -> list:
             members[col[k] if not isinstance(k, tuple) else k[2]].add(k)
     for k in keys:
         members[col[k]].add(k)
-    order = [sorted(members[c], key=lambda k: rank[k] if not isinstance(k, tuple) else rank[k[1]] + 0.5) for c in range(count)]
+    order = [
+        sorted(members[c], key=lambda k: rank[k] if not isinstance(k, tuple) else rank[k[1]] + 0.5)
+        for c in range(count)
+    ]
     left, right = _neighbours(chains)
     best, fewest = order, _crossings(order, left)
     for _ in range(ORDER_SWEEPS):

@@ -95,7 +95,9 @@ def _graphviz(dot_text: str, path: Path) -> Path:
     result = subprocess.run([program, f"-T{path.suffix[1:].lower()}"], input=dot_text.encode("utf-8"),
                             capture_output=True, timeout=300, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"`dot` failed (exit {result.returncode}): {result.stderr.decode('utf-8', 'replace')[:2000]}")
+        raise RuntimeError(
+            f"`dot` failed (exit {result.returncode}): {result.stderr.decode('utf-8', 'replace')[:2000]}"
+        )
     with atomic_write(path, "wb") as f:
         f.write(result.stdout)
     return path
@@ -210,7 +212,9 @@ def _boxes(ax, s: Scene, plan: Layout) -> None:
         (cx, cy), (w, h) = plan.centres[box.key], plan.sizes[box.key]
         cy += HEADER
         colours = style.ROLES[_role(box)]
-        ax.add_artist(_rounded(cx - w / 2, cy - h / 2, w, h, colours, 1.6 if box.uses > 1 and box.role == "param" else 0.8))
+        ax.add_artist(
+            _rounded(cx - w / 2, cy - h / 2, w, h, colours, 1.6 if box.uses > 1 and box.role == "param" else 0.8)
+        )
         name, *rest = _box_text(box)
         top = cy - h / 2 + PAD - 1
         # Two texts a box, the bold name and the rest: text is most of the drawing's time.

@@ -77,7 +77,9 @@ def _program_lines(g: Graph, output: str, s: Scene) -> tuple[list, int, list]:
         raise RuntimeError(f"the program has {len(found)} backward lines but the interpreter {len(edges)} edges")
     for (i, m), e in zip(found, edges):
         if (int(m[1]), int(m[2]), int(m[3])) != (g.slots[e.source], g.slots[e.consumer], e.position):
-            raise RuntimeError(f"line {i + 1} of the program is not the edge {e.source!r} <- {e.consumer!r}: {lines[i]!r}")
+            raise RuntimeError(
+                f"line {i + 1} of the program is not the edge {e.source!r} <- {e.consumer!r}: {lines[i]!r}"
+            )
     return lines, seed, [i for i, _ in found]
 
 
@@ -108,7 +110,9 @@ def _steps(g: Graph, s: Scene, seed: int, line_of_edge: list) -> list:
         if arrow.uses > 1:
             running = reduce(operator.add, (c for _, c in terms))  # the program's order, as it adds them
             done = len(terms) == arrow.uses
-            detail.append(f"{comment_text(e.source)} is used {arrow.uses} times: contribution {len(terms)} of {arrow.uses}")
+            detail.append(
+                f"{comment_text(e.source)} is used {arrow.uses} times: contribution {len(terms)} of {arrow.uses}"
+            )
             detail += [f"  from {comment_text(c)}: ‖∇‖ {number(float(np.linalg.norm(v)))}" for c, v in terms]
             detail.append(("sum, complete: ∂" + s.output + "/∂" + comment_text(e.source) if done else "running sum")
                           + f": ‖Σ‖ {number(float(np.linalg.norm(running)))}, {preview(running)}")
@@ -170,7 +174,8 @@ def _svg(s: Scene) -> tuple[str, float, float]:
 
 _CSS = """
 body { margin: 0; font: 14px system-ui, -apple-system, "Segoe UI", sans-serif; color: #111827; }
-header { padding: 8px 12px; border-bottom: 1px solid #e5e7eb; display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
+header { padding: 8px 12px; border-bottom: 1px solid #e5e7eb; display: flex; gap: 8px; \
+align-items: center; flex-wrap: wrap; }
 header h1 { font-size: 16px; margin: 0 12px 0 0; }
 button { font: inherit; padding: 3px 10px; }
 #where { font-variant-numeric: tabular-nums; }
@@ -179,12 +184,15 @@ main { display: flex; height: calc(100vh - 50px); }
 aside { flex: 1; display: flex; flex-direction: column; min-width: 480px; }
 #explain { padding: 8px 12px; border-bottom: 1px solid #e5e7eb; min-height: 7em; }
 #explain h2 { font-size: 15px; margin: 0 0 4px 0; }
-#explain p { margin: 2px 0; font: 12px ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; white-space: pre-wrap; }
-#program { margin: 0; padding: 8px 0; overflow: auto; flex: 1; font: 11px/1.45 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
+#explain p { margin: 2px 0; font: 12px ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; \
+white-space: pre-wrap; }
+#program { margin: 0; padding: 8px 0; overflow: auto; flex: 1; \
+font: 11px/1.45 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 #program .line { display: block; padding: 0 12px; white-space: pre; }
 #program .line.current { background: #fde68a; }
 #program .line.done { color: #6b7280; }
-svg text { font: 11px ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; text-anchor: middle; fill: #111827; }
+svg text { font: 11px ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; \
+text-anchor: middle; fill: #111827; }
 svg text.name { font-weight: bold; }
 .box rect { stroke-width: 1; }
 .box.input rect { fill: %(input_fill)s; stroke: %(input_line)s; }
@@ -283,7 +291,9 @@ def page(g: Graph, path, params: Mapping, data: Mapping | None = None, *, output
     drawing, width, height = _svg(s)
     heading = title if title is not None else f"Backpropagation through {len(s.boxes)} nodes"
     program = "".join(f'<span class="line" id="line-{i}">{html.escape(ln)}</span>' for i, ln in enumerate(lines))
-    colours = {f"{k}_{part}": v for k, (fill, line) in style.ROLES.items() for part, v in (("fill", fill), ("line", line))}
+    colours = {
+        f"{k}_{part}": v for k, (fill, line) in style.ROLES.items() for part, v in (("fill", fill), ("line", line))
+    }
     css = _CSS % {**colours, "edge": style.EDGE, "gradient": style.GRADIENT, "gradient_text": style.GRADIENT_TEXT}
     document = f"""<!DOCTYPE html>
 <html lang="en">
@@ -304,8 +314,10 @@ def page(g: Graph, path, params: Mapping, data: Mapping | None = None, *, output
 </header>
 <main>
 <div id="graph">
-<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.1f} {height:.1f}">
-<defs><marker id="head" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="8" markerHeight="8" orient="auto">
+<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" \
+viewBox="0 0 {width:.1f} {height:.1f}">
+<defs><marker id="head" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" \
+markerWidth="8" markerHeight="8" orient="auto">
 <path d="M 0 0 L 10 5 L 0 10 z" fill="{style.EDGE}"/></marker></defs>
 {drawing}
 </svg>

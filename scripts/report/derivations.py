@@ -162,8 +162,8 @@ def classifier(inputs) -> list:
                    r"\langle g, p \rangle \right), \qquad \frac{\partial J}{\partial z} = p \odot (g - "
                    r"\langle g, p \rangle \mathbf{1})",)),
         Paragraph("**2. NLL node** (`fgraph.nll(p, y)`, y an integer label): J = −log p_y, so "
-                  "∂J/∂p = −e_y / p_y (e_y the one-hot vector of y). Composed with the softmax the gradient with respect to "
-                  "the logits is the familiar"),
+                  "∂J/∂p = −e_y / p_y (e_y the one-hot vector of y). Composed with the softmax the gradient "
+                  "with respect to the logits is the familiar"),
         Equations((r"\frac{\partial J}{\partial z} = p \odot \left( -\frac{e_y}{p_y} + \mathbf{1} \right) "
                    r"= p - e_y",)),
         Paragraph(f"{tests_line('softmax')} This run: max |VJP − formula| = "
