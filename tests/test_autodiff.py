@@ -63,7 +63,10 @@ def test_ridge_gradients_match_the_formula_written_by_hand(problem):
 def test_mlp_regression_gradients_match_backprop_written_by_hand(data, batch):
     d, h = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
     lead = () if batch is None else (batch,)
-    p = {"W1": data.draw(arrays((h, d))), "b1": data.draw(arrays((h,))), "w2": data.draw(arrays((h,))), "b2": data.draw(arrays(()))}
+    p = {
+        "W1": data.draw(arrays((h, d))), "b1": data.draw(arrays((h,))),
+        "w2": data.draw(arrays((h,))), "b2": data.draw(arrays(())),
+    }
     X, y = data.draw(arrays(lead + (d,))), data.draw(arrays(lead))
     _, grads = fg.value_and_grad(mlp_regression(d, h))(p, {"x": X, "y": y})
     Xb, yb = np.atleast_2d(X), np.atleast_1d(y)
@@ -80,7 +83,10 @@ def test_mlp_regression_gradients_match_backprop_written_by_hand(data, batch):
 @given(st.data(), st.booleans())
 def test_classifier_gradients_match_softmax_minus_onehot(data, fused):
     d, h, k, B = 2, data.draw(st.integers(1, 4)), data.draw(st.integers(2, 4)), data.draw(batch_sizes())
-    p = {"W1": data.draw(arrays((h, d))), "b1": data.draw(arrays((h,))), "W2": data.draw(arrays((k, h))), "b2": data.draw(arrays((k,)))}
+    p = {
+        "W1": data.draw(arrays((h, d))), "b1": data.draw(arrays((h,))),
+        "W2": data.draw(arrays((k, h))), "b2": data.draw(arrays((k,))),
+    }
     X, y = data.draw(arrays((B, d))), data.draw(labels(k, (B,)))
     value, grads = fg.value_and_grad(mlp_classifier(d, h, k, fused))(p, {"x": X, "y": y})
     H = np.tanh(X @ p["W1"].T + p["b1"])
@@ -155,7 +161,9 @@ def test_a_batch_gives_the_mean_of_its_examples_values_and_gradients(problem):
     singles = [f(params, {k: v[i] for k, v in data.items()}) for i in range(len(data["y"]))]
     np.testing.assert_allclose(value, np.mean([v for v, _ in singles]), rtol=1e-12)
     for name in grads:
-        np.testing.assert_allclose(grads[name], np.mean([gr[name] for _, gr in singles], axis=0), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            grads[name], np.mean([gr[name] for _, gr in singles], axis=0), rtol=1e-10, atol=1e-12
+        )
 
 
 @given(ridge_problem(batched=False))

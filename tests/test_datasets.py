@@ -323,7 +323,9 @@ BAD_REGRESSION = {
     "foreign archive": ({"X": B["X"], "y": B["y"]}, "lacks the arrays"),
 }
 BAD_BLOBS = {
-    "label 3": (with_(B, "y", np.where(np.arange(500) == 0, 3, B["y"])), r"'y': every label must be in \{0, 1, 2\}, found \[3\]"),
+    "label 3": (
+        with_(B, "y", np.where(np.arange(500) == 0, 3, B["y"])), r"'y': every label must be in \{0, 1, 2\}, found \[3\]"
+    ),
     "negative label": (with_(B, "y", -B["y"]), "'y': every label must be in"),
     "float labels": (with_(B, "y", B["y"].astype(np.float64)), "'y' must hold integer class labels, got dtype float64"),
     "wrong shape": (with_(B, "X", B["X"][:, :1]), r"'X' has shape \(500, 1\), expected \(500, 2\)"),
@@ -335,22 +337,51 @@ BAD_BLOBS = {
 D, S = raw("digits.npz"), raw("sunspots.npz")
 BAD_DIGITS = {
     "missing key": (with_(D, "labels", None), r"lacks the arrays \['labels'\]"),
-    "pixel 17": (with_(D, "images", np.where(np.arange(8) == 3, 17, D["images"])), r"'images': every pixel count must be in \{0, \.\.\., 16\}, found \[17\]"),
-    "negative pixel": (with_(D, "images", -D["images"].astype(np.int64)), r"'images': every pixel count must be in .*found \[-16, -15"),
-    "scaled images": (with_(D, "images", D["images"] / 16.0), "'images' must hold integer pixel counts, got dtype float64"),
-    "label 10": (with_(D, "labels", np.where(np.arange(1797) == 5, 10, D["labels"])), r"'labels': every label must be in \{0, \.\.\., 9\}, found \[10\]"),
-    "flat images": (with_(D, "images", D["images"].reshape(1797, 64)), r"'images' has shape \(1797, 64\), expected \(1797, 8, 8\)"),
+    "pixel 17": (
+        with_(D, "images", np.where(np.arange(8) == 3, 17, D["images"])),
+        r"'images': every pixel count must be in \{0, \.\.\., 16\}, found \[17\]",
+    ),
+    "negative pixel": (
+        with_(D, "images", -D["images"].astype(np.int64)), r"'images': every pixel count must be in .*found \[-16, -15"
+    ),
+    "scaled images": (
+        with_(D, "images", D["images"] / 16.0), "'images' must hold integer pixel counts, got dtype float64"
+    ),
+    "label 10": (
+        with_(D, "labels", np.where(np.arange(1797) == 5, 10, D["labels"])),
+        r"'labels': every label must be in \{0, \.\.\., 9\}, found \[10\]",
+    ),
+    "flat images": (
+        with_(D, "images", D["images"].reshape(1797, 64)), r"'images' has shape \(1797, 64\), expected \(1797, 8, 8\)"
+    ),
     "foreign archive": (B, r"lacks the arrays \['images', 'labels'\]"),
 }
 BAD_SUNSPOTS = {
     "missing key": (with_(S, "year", None), r"lacks the arrays \['year'\]"),
-    "years shifted": (with_(S, "year", S["year"] + 1), r"'year': every year must be in \{1700, \.\.\., 2008\}, found \[2009\]"),
-    "years swapped": (with_(S, "year", S["year"][np.r_[1, 0, 2:309]]), "'year': years must be 1700 ... 2008 in order, found 1701 at position 0"),
-    "float years": (with_(S, "year", S["year"].astype(np.float64)), "'year' must hold integer years, got dtype float64"),
-    "nan": (with_(S, "activity", np.where(np.arange(309) == 10, np.nan, S["activity"])), "'activity' contains NaN or inf"),
-    "negative": (with_(S, "activity", np.where(np.arange(309) == 10, -1.0, S["activity"])), "'activity': sunspot numbers are >= 0, found -1.0 in 1710"),
-    "float32": (with_(S, "activity", S["activity"].astype(np.float32)), "'activity' has dtype float32, expected float64"),
-    "only to 1949": (with_(with_(S, "year", S["year"][:250]), "activity", S["activity"][:250]), r"'year' has shape \(250,\), expected \(309,\)"),
+    "years shifted": (
+        with_(S, "year", S["year"] + 1), r"'year': every year must be in \{1700, \.\.\., 2008\}, found \[2009\]"
+    ),
+    "years swapped": (
+        with_(S, "year", S["year"][np.r_[1, 0, 2:309]]),
+        "'year': years must be 1700 ... 2008 in order, found 1701 at position 0",
+    ),
+    "float years": (
+        with_(S, "year", S["year"].astype(np.float64)), "'year' must hold integer years, got dtype float64"
+    ),
+    "nan": (
+        with_(S, "activity", np.where(np.arange(309) == 10, np.nan, S["activity"])), "'activity' contains NaN or inf"
+    ),
+    "negative": (
+        with_(S, "activity", np.where(np.arange(309) == 10, -1.0, S["activity"])),
+        "'activity': sunspot numbers are >= 0, found -1.0 in 1710",
+    ),
+    "float32": (
+        with_(S, "activity", S["activity"].astype(np.float32)), "'activity' has dtype float32, expected float64"
+    ),
+    "only to 1949": (
+        with_(with_(S, "year", S["year"][:250]), "activity", S["activity"][:250]),
+        r"'year' has shape \(250,\), expected \(309,\)",
+    ),
     "foreign archive": (R, r"lacks the arrays \['year', 'activity'\]"),
 }
 LOADERS = {

@@ -152,7 +152,9 @@ def test_non_finite_data_and_params_are_named(bad):
         fg.forward(ridge(), {"w": np.ones(3), "b": bad}, DATA)
 
 
-@pytest.mark.parametrize("bad", [np.array(["a", "b", "c"]), np.array([object(), 1, 2], dtype=object), np.ones(3, complex)])
+@pytest.mark.parametrize(
+    "bad", [np.array(["a", "b", "c"]), np.array([object(), 1, 2], dtype=object), np.ones(3, complex)]
+)
 def test_non_numeric_arrays_are_a_type_error_naming_the_key(bad):
     with pytest.raises(TypeError, match="param 'w' must hold real numbers"):
         fg.forward(ridge(), {"w": bad, "b": 0.0}, DATA)
@@ -287,7 +289,13 @@ def test_masked_params_are_refused_naming_the_key(tmp_path):
 
 def test_fitting_an_objective_that_reads_no_data_says_so():
     x, w = fg.input("x", (3,)), fg.param("w", (3,))
-    penalty_only = fg.graph(prediction=fg.vector_scalar_affine(x, w, fg.param("b")), objective=fg.l2_norm_penalty(w, 1.0))
+    penalty_only = fg.graph(
+        prediction=fg.vector_scalar_affine(x, w, fg.param("b")), objective=fg.l2_norm_penalty(w, 1.0)
+    )
     for data in ({"x": np.ones((4, 3))}, {}):
-        with pytest.raises(ValueError, match=r"output 'objective' reads no data input \(it depends only on params \['w'\]\)"):
-            fg.train.fit(penalty_only, {"w": np.ones(3), "b": np.array(0.0)}, data, optimizer=fg.optim.sgd(0.1), epochs=1)
+        with pytest.raises(
+            ValueError, match=r"output 'objective' reads no data input \(it depends only on params \['w'\]\)"
+        ):
+            fg.train.fit(
+                penalty_only, {"w": np.ones(3), "b": np.array(0.0)}, data, optimizer=fg.optim.sgd(0.1), epochs=1
+            )

@@ -96,7 +96,9 @@ def test_two_different_primitives_that_share_a_name_are_not_merged():
 
 
 def test_submodules_are_attributes_of_the_package():
-    assert callable(fg.io.save_state) and callable(fg.optim.adam) and callable(fg.train.fit) and callable(fg.init.normal)
+    assert (
+        callable(fg.io.save_state) and callable(fg.optim.adam) and callable(fg.train.fit) and callable(fg.init.normal)
+    )
 
 
 def test_the_generated_program_reads_as_backpropagation_and_names_cannot_inject_code():

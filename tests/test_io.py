@@ -69,7 +69,10 @@ def manifest_json(fmt="fgraph.params", version=1, **body):
     return np.array(json.dumps({"format": fmt, "version": version, **body}))
 
 
-PARAMS = {"W1": np.arange(6.0).reshape(2, 3), "b1": np.array([0.1, -0.2]), "w2": np.array([1e-300, -0.0]), "b2": np.float64(0.3)}
+PARAMS = {
+    "W1": np.arange(6.0).reshape(2, 3), "b1": np.array([0.1, -0.2]),
+    "w2": np.array([1e-300, -0.0]), "b2": np.float64(0.3),
+}
 
 
 def adam_state(steps=2):
@@ -92,7 +95,8 @@ def adam_state(steps=2):
 
 # Param names: path-like pieces ('/', '.') mixed with any unicode character.
 names = st.lists(
-    st.one_of(st.sampled_from(["/", ".", "\\", " ", "W1", "layer", "ü", "中"]), st.characters(codec="utf-8")), max_size=6
+    st.one_of(st.sampled_from(["/", ".", "\\", " ", "W1", "layer", "ü", "中"]), st.characters(codec="utf-8")),
+    max_size=6,
 ).map("".join)
 DTYPES = [np.dtype(t) for t in ("<f8", ">f8", "<f4", "<f2", "<i8", "<i4", "<u1")]
 
@@ -202,7 +206,9 @@ def test_the_temp_file_is_fsynced_then_renamed_from_the_same_directory(tmp_path,
     events = []
     real_replace, real_fsync = os.replace, os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.fstat(fd).st_size)), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(("replace", src, dst)), real_replace(src, dst))[1])
+    monkeypatch.setattr(
+        os, "replace", lambda src, dst: (events.append(("replace", src, dst)), real_replace(src, dst))[1]
+    )
     path = tmp_path / "p"
     io.save_params(path, PARAMS)
     replace = [e for e in events if e[0] == "replace"]
@@ -289,8 +295,9 @@ print(json.dumps(seen))
 def test_temp_files_of_killed_writers_do_not_pile_up(tmp_path):
     path = tmp_path / "p"
     io.save_params(path, PARAMS)
-    proc = subprocess.run([sys.executable, "-c", KILL_REPEATEDLY, str(path)], cwd=REPO, capture_output=True, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_REPEATEDLY, str(path)], cwd=REPO, capture_output=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     seen = json.loads(proc.stdout)
     # Each killed writer leaves its own temporary file; the next write removes the previous one's.
@@ -485,7 +492,10 @@ def test_the_homework_data_file_is_foreign(tmp_path):
 def test_a_params_file_is_not_a_state_and_vice_versa(tmp_path):
     io.save_params(tmp_path / "p", PARAMS)
     io.save_state(tmp_path / "s", adam_state()[1])
-    with pytest.raises(FileFormatError, match=r"expected an 'fgraph.state' file, found format 'fgraph.params'; load it with fgraph.io.load_params"):
+    with pytest.raises(
+        FileFormatError,
+        match=r"expected an 'fgraph.state' file, found format 'fgraph.params'; load it with fgraph.io.load_params",
+    ):
         io.load_state(tmp_path / "p")
     with pytest.raises(FileFormatError, match=r"expected an 'fgraph.params' file, found format 'fgraph.state'"):
         io.load_params(tmp_path / "s")
@@ -588,11 +598,13 @@ def test_an_array_unlike_the_manifests_declaration_is_refused(tmp_path):
     with np.load(tmp_path / "p", allow_pickle=False) as npz:
         manifest = json.loads(str(npz["manifest"][()]))
     assert manifest["arrays"] == {"a0": ["<f8", [3]]}
-    for arrays, message in [({"a0": ["<f8", [2]]}, r"is <f8 of shape \(3,\), the manifest declares <f8 of shape \(2,\)"),
-                            ({"a0": ["<i8", [3]]}, "the manifest declares <i8"),
-                            ({"a0": ["<f8", [1 << 28]]}, "declares arrays of 2147483648 bytes .* more than max_bytes"),
-                            ({}, r"does not declare the file's arrays \['a0'\]"),
-                            ({"a0": ["<f8", [-3]]}, "entry for array 'a0' is corrupt")]:
+    for arrays, message in [
+        ({"a0": ["<f8", [2]]}, r"is <f8 of shape \(3,\), the manifest declares <f8 of shape \(2,\)"),
+        ({"a0": ["<i8", [3]]}, "the manifest declares <i8"),
+        ({"a0": ["<f8", [1 << 28]]}, "declares arrays of 2147483648 bytes .* more than max_bytes"),
+        ({}, r"does not declare the file's arrays \['a0'\]"),
+        ({"a0": ["<f8", [-3]]}, "entry for array 'a0' is corrupt"),
+    ]:
         write_npz(tmp_path / "q", manifest=manifest_json(version=2, params=[["w", "a0"]], arrays=arrays), a0=np.ones(3))
         with pytest.raises(FileFormatError, match=message):
             io.load_params(tmp_path / "q")
@@ -695,7 +707,10 @@ trees = st.recursive(
 
 
 @SETTINGS
-@given(opt_state=st.dictionaries(names, trees, max_size=4), history=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=4))
+@given(
+    opt_state=st.dictionaries(names, trees, max_size=4),
+    history=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=4),
+)
 def test_any_plain_data_state_round_trips(opt_state, history):
     state = TrainState(params={"w": np.ones(2)}, opt_state=opt_state, epoch=1, step=2, seed=3, batch_size=4,
                        history=tuple(history), running=0.5)
@@ -732,14 +747,19 @@ def test_save_state_wants_a_train_state(tmp_path):
     with pytest.raises(TypeError, match="TrainState"):
         io.save_state(tmp_path / "s", {"params": {}})
     with pytest.raises(ValueError, match=r"state.params\['w'\] contains NaN"):
-        io.save_state(tmp_path / "s", TrainState(params={"w": np.array(np.nan)}, opt_state={}, epoch=0, step=0, seed=0, batch_size=1))
+        io.save_state(
+            tmp_path / "s",
+            TrainState(params={"w": np.array(np.nan)}, opt_state={}, epoch=0, step=0, seed=0, batch_size=1),
+        )
 
 
 def test_a_state_file_with_unknown_or_missing_fields_is_a_clear_error(tmp_path):
     path = tmp_path / "s"
     fields = {"params": {"dict": []}, "opt_state": {"dict": []}, "epoch": {"int": 1}, "bogus": {"int": 2}}
     write_npz(path, manifest=manifest_json(fmt="fgraph.state", fields=fields))
-    with pytest.raises(FileFormatError, match=r"unknown fields \['bogus'\], missing fields \['batch_size', 'seed', 'step'\]"):
+    with pytest.raises(
+        FileFormatError, match=r"unknown fields \['bogus'\], missing fields \['batch_size', 'seed', 'step'\]"
+    ):
         io.load_state(path)
 
 

@@ -65,7 +65,9 @@ def test_models_import_only_the_public_api():
                 used.append(f"fgraph.{node.attr}")
         for name in used:
             parts = name.split(".")
-            ok = parts[0] == "fgraph" and (len(parts) == 1 or (parts[1] in public and (len(parts) == 2 or parts[1] in modules)))
+            ok = parts[0] == "fgraph" and (
+                len(parts) == 1 or (parts[1] in public and (len(parts) == 2 or parts[1] in modules))
+            )
             assert ok, f"models/{path.name} uses {name}, which is not fgraph's public API"
 
 
@@ -170,7 +172,9 @@ def test_ridge_objective_and_prediction_follow_the_formula():
     x, y = rng.standard_normal(D), 0.7
     pred = x @ params["w"] + params["b"]
     assert m.predict(params, x) == pytest.approx(pred, rel=1e-12)
-    assert m.objective(params, {"x": x, "y": y}) == pytest.approx((pred - y) ** 2 + 0.3 * params["w"] @ params["w"], rel=1e-12)
+    assert m.objective(params, {"x": x, "y": y}) == pytest.approx(
+        (pred - y) ** 2 + 0.3 * params["w"] @ params["w"], rel=1e-12
+    )
     lin = models.linear_regression(D)
     assert lin.objective(params, {"x": x, "y": y}) == pytest.approx((pred - y) ** 2, rel=1e-12)
 
@@ -183,7 +187,9 @@ def test_mlp_prediction_follows_the_formula():
     expected = np.tanh(X @ p["W1"].T + p["b1"]) @ p["w2"] + p["b2"]
     np.testing.assert_allclose(m.predict(p, X), expected, rtol=1e-12)
     relu = models.mlp_regression(D, hidden_units=H, activation="relu")
-    np.testing.assert_allclose(relu.predict(p, X), np.maximum(X @ p["W1"].T + p["b1"], 0) @ p["w2"] + p["b2"], rtol=1e-12)
+    np.testing.assert_allclose(
+        relu.predict(p, X), np.maximum(X @ p["W1"].T + p["b1"], 0) @ p["w2"] + p["b2"], rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("fused", [False, True])

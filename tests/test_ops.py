@@ -314,8 +314,10 @@ CASES = [
     OpCase("sum", fg.sum, unary(), np.sum, batch="all"),
     OpCase("mean", fg.mean, unary(), np.mean, batch="all"),
     OpCase("sum", lambda a, axis: fg.sum(a, axis), _axis_args, lambda a, axis: np.sum(a, axis=axis), label="sum_axis"),
-    OpCase("mean", lambda a, axis: fg.mean(a, axis=axis), _axis_args, lambda a, axis: np.mean(a, axis=axis), label="mean_axis"),
-    OpCase("constant", lambda a, value: fg.mul(a, fg.constant(value)), _times_constant_args, lambda a, value: a * value),
+    OpCase("mean", lambda a, axis: fg.mean(a, axis=axis), _axis_args, lambda a, axis: np.mean(a, axis=axis),
+           label="mean_axis"),
+    OpCase("constant", lambda a, value: fg.mul(a, fg.constant(value)), _times_constant_args,
+           lambda a, value: a * value),
     OpCase("getitem", lambda a, key: fg.getitem(a, key), _index_args, lambda a, key: a[key]),
     OpCase("concat", lambda *ns, axis: fg.concat(ns, axis), _join_args(new_axis=False),
            lambda *a, axis: np.concatenate(a, axis=axis)),
@@ -332,7 +334,8 @@ CASES = [
     OpCase("softmax", fg.softmax, unary(-5, 5, min_dims=1), _np_softmax),
     OpCase("log_softmax", fg.log_softmax, unary(-5, 5, min_dims=1), lambda z: np.log(_np_softmax(z))),
     OpCase("squared_l2_distance", fg.squared_l2_distance, _pair_args, lambda a, b: np.sum((a - b) ** 2), batch="mean"),
-    OpCase("l2_norm_penalty", lambda w: fg.l2_norm_penalty(w, 0.7), _penalty_args, lambda w: 0.7 * np.sum(w**2), batch="mean"),
+    OpCase("l2_norm_penalty", lambda w: fg.l2_norm_penalty(w, 0.7), _penalty_args, lambda w: 0.7 * np.sum(w**2),
+           batch="mean"),
     OpCase("nll", fg.nll, _label_args(0.05, 1.0), lambda p, y: -np.log(p[y]), batch="mean"),
     OpCase(
         "softmax_cross_entropy",
@@ -506,7 +509,9 @@ def test_rules_whose_config_cannot_be_named_take_none_unless_config_names_says()
 
 
 def test_a_vjp_that_takes_the_config_in_another_order_is_refused_when_the_primitive_is_made():
-    with pytest.raises(TypeError, match=r"shifted.*VJP 0 takes \['g', 'out', 'a', 'scale', 'shift'\].*\['shift', 'scale'\]"):
+    with pytest.raises(
+        TypeError, match=r"shifted.*VJP 0 takes \['g', 'out', 'a', 'scale', 'shift'\].*\['shift', 'scale'\]"
+    ):
         fg.Primitive("shifted", forward=lambda a, shift, scale: (a + shift) * scale,
                      vjps=(lambda g, out, a, scale, shift: g * scale,), shape=fg.ops.same_shape)
     with pytest.raises(TypeError, match=r"short.*VJP 0 takes \['g', 'out'\]"):
@@ -529,7 +534,8 @@ def test_each_primitive_documents_what_it_computes_and_how_it_is_called(name):
     prim = fg.ops.PRIMITIVES[name]
     doc = inspect.getdoc(prim)
     assert doc and doc != inspect.getdoc(fg.Primitive) and "primitive" not in doc.split("\n")[0].lower()
-    if inspect.isfunction(prim.forward) and prim.forward.__name__ == name:  # written with @primitive: the forward rule's docstring
+    # written with @primitive: the forward rule's docstring
+    if inspect.isfunction(prim.forward) and prim.forward.__name__ == name:
         assert doc == inspect.getdoc(prim.forward)
     assert doc.splitlines()[0] in pydoc.render_doc(prim, renderer=pydoc.plaintext)
     params = list(inspect.signature(prim).parameters)
@@ -579,15 +585,18 @@ def test_nodes_may_be_given_by_their_names_as_the_rules_call_them():
     [
         (lambda a, B: fg.scale(a, 2.0, c=2.0), TypeError, r"scale got config \['c'\] both by position and by name"),
         (lambda a, B: fg.scale(a, 1.0, 2.0), TypeError, r"scale takes 1 nodes and config \['c'\], got 2 more"),
-        (lambda a, B: fg.tanh(a, 2.0), TypeError, r"tanh takes 1 nodes and no config, got 1 more positional arguments \(float\)"),
+        (lambda a, B: fg.tanh(a, 2.0), TypeError,
+         r"tanh takes 1 nodes and no config, got 1 more positional arguments \(float\)"),
         (lambda a, B: fg.tanh(a, a), TypeError, r"tanh takes 1 nodes, got 2"),
         (lambda a, B: fg.add(a), TypeError, r"add takes at least 2 nodes, got 1"),
         (lambda a, B: fg.scale(a), TypeError, r"scale needs config \['c'\]"),
-        (lambda a, B: fg.matmul(B, a, a_vec=True), TypeError, r"matmul: config \['a_vec'\] is derived from the arguments"),
+        (lambda a, B: fg.matmul(B, a, a_vec=True), TypeError,
+         r"matmul: config \['a_vec'\] is derived from the arguments"),
         (lambda a, B: fg.matmul(B, a, True), TypeError, r"matmul takes 2 nodes and no config"),
         (lambda a, B: fg.scale(a, "two"), TypeError, r"scale: c must be a real number, got 'two'"),
         (lambda a, B: fg.scale(a, np.inf), ValueError, r"scale: c must be a finite number"),
-        (lambda a, B: fg.l2_norm_penalty(B, -1.0), ValueError, r"l2_norm_penalty: l2_reg must be a finite non-negative number"),
+        (lambda a, B: fg.l2_norm_penalty(B, -1.0), ValueError,
+         r"l2_norm_penalty: l2_reg must be a finite non-negative number"),
         (lambda a, B: fg.matmul(np.ones(3), a), TypeError, r"matmul: argument 0 must be a Node.*ndarray"),
         (lambda a, B: fg.nll(np.ones(3), a), TypeError, r"nll: argument 0 must be a Node.*ndarray"),
         (lambda a, B: fg.apply("tanh", a), TypeError, r"apply needs a fgraph.ops.Primitive, got str"),
@@ -646,7 +655,8 @@ def test_a_prepare_hook_sees_the_bound_config_and_may_derive_or_replace():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"derived": ("r",)}, r"derived config \['r'\] must be config of the rules \(\['r'\]\) that a prepare hook fills in"),
+        ({"derived": ("r",)},
+         r"derived config \['r'\] must be config of the rules \(\['r'\]\) that a prepare hook fills in"),
         ({"derived": ("s",), "prepare": _double_k}, r"derived config \['s'\]"),
         ({"vjps": lambda g, out, a, r: g}, r"vjps must be a tuple of functions"),
         ({"shape": (1,)}, r"shape must be a function"),

@@ -33,7 +33,10 @@ def test_readme_lists_every_primitive_and_only_names_that_exist():
 
 
 def test_the_readme_check_reads_the_names_it_should():
-    cell = _primitives_row("## The public API\n\n| | |\n|---|---|\n| primitives (`x`) | `tanh`, `scale(a, 2.0)`; `@primitive` |\n\n## Next\n| primitives | `relu` |")
+    cell = _primitives_row(
+        "## The public API\n\n| | |\n|---|---|\n| primitives (`x`) | `tanh`, `scale(a, 2.0)`; `@primitive` |\n\n"
+        "## Next\n| primitives | `relu` |"
+    )
     assert _names_in(cell) == {"tanh", "scale", "primitive"}
 
 

@@ -27,7 +27,8 @@ def _masked(a):
 BAD = [
     ("NaN in data", lambda p, d: (p, {**d, "x": np.where(np.arange(10).reshape(5, 2) == 3, np.nan, d["x"])}),
      ValueError, r"data 'x' contains NaN"),
-    ("inf in a param", lambda p, d: ({**p, "W1": np.full((3, 2), np.inf)}, d), ValueError, r"param 'W1' contains NaN or inf"),
+    ("inf in a param", lambda p, d: ({**p, "W1": np.full((3, 2), np.inf)}, d),
+     ValueError, r"param 'W1' contains NaN or inf"),
     ("a wrong shape", lambda p, d: ({**p, "b1": np.zeros(4)}, d), fg.ShapeError, r"param 'b1' has shape \(4,\)"),
     ("a label out of range", lambda p, d: (p, {**d, "y": np.array([0, 1, 3, 1, 0])}), ValueError, "label"),
     ("float labels", lambda p, d: (p, {**d, "y": d["y"].astype(float)}), ValueError, "label"),

@@ -297,12 +297,16 @@ def test_stack_repeats_an_unbatched_node_over_the_batch_and_sums_its_cotangent_b
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda a, b, s: fg.concat([a, b], 1), r"shapes must match off axis 1: node 1 has \(3, 4\), node 0 has \(2, 3\) \(axis 0 differs\)"),
+        (lambda a, b, s: fg.concat([a, b], 1),
+         r"shapes must match off axis 1: node 1 has \(3, 4\), node 0 has \(2, 3\) \(axis 0 differs\)"),
         (lambda a, b, s: fg.concat([a, s]), r"every node needs per-example rank 2, got shapes \[\(2, 3\), \(\)\]"),
         (lambda a, b, s: fg.concat([s, s]), r"axis 0 is out of range for per-example shape \(\): no axes"),
-        (lambda a, b, s: fg.concat([a, a], -3), r"axis -3 is out of range for per-example shape \(2, 3\): axes -2 to 1"),
-        (lambda a, b, s: fg.stack([a, b]), r"every node needs the same per-example shape: node 1 has \(3, 4\), node 0 has \(2, 3\)"),
-        (lambda a, b, s: fg.stack([a, a], 3), r"axis 3 is out of range for a new axis in per-example shape \(2, 3\): axes -3 to 2"),
+        (lambda a, b, s: fg.concat([a, a], -3),
+         r"axis -3 is out of range for per-example shape \(2, 3\): axes -2 to 1"),
+        (lambda a, b, s: fg.stack([a, b]),
+         r"every node needs the same per-example shape: node 1 has \(3, 4\), node 0 has \(2, 3\)"),
+        (lambda a, b, s: fg.stack([a, a], 3),
+         r"axis 3 is out of range for a new axis in per-example shape \(2, 3\): axes -3 to 2"),
     ],
 )
 def test_joining_nodes_that_do_not_fit_is_a_shape_error_that_says_why(build, message):
@@ -437,7 +441,9 @@ def test_adding_zero_is_the_node_itself_so_pythons_sum_works():
 
 def test_an_operand_that_is_not_a_node_or_a_scalar_is_a_type_error():
     x = fg.input("x", (3,))
-    with pytest.raises(TypeError, match=r"cannot apply \+ to a Node and a NumPy array of shape \(3,\).*fgraph.constant"):
+    with pytest.raises(
+        TypeError, match=r"cannot apply \+ to a Node and a NumPy array of shape \(3,\).*fgraph.constant"
+    ):
         np.ones(3) + x
     with pytest.raises(TypeError, match=r"cannot apply \* to a Node and a NumPy array.*fgraph.constant"):
         x * np.ones(3)

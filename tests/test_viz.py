@@ -308,7 +308,8 @@ def test_importing_fgraph_viz_imports_no_matplotlib_and_drawing_does():
         "import sys, fgraph; assert fgraph.viz.draw and 'matplotlib' not in sys.modules, 'at import';"
         "import numpy as np, tempfile, os; g = fgraph.graph(objective=fgraph.sum(fgraph.param('w', (2,))));"
         "fgraph.viz.to_dot(g, {'w': np.ones(2)}); d = tempfile.mkdtemp();"
-        "fgraph.viz.page(g, os.path.join(d, 'p.html'), {'w': np.ones(2)}); assert 'matplotlib' not in sys.modules, 'page';"
+        "fgraph.viz.page(g, os.path.join(d, 'p.html'), {'w': np.ones(2)});"
+        " assert 'matplotlib' not in sys.modules, 'page';"
         "fgraph.viz.draw(g, os.path.join(d, 'g.svg')); assert 'matplotlib' in sys.modules"
     )
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
@@ -376,7 +377,8 @@ def test_the_page_holds_every_node_every_program_line_and_one_step_per_gradient_
     last_w = max(i for i, s in enumerate(steps) if s["receiver"] == g.slots["w"])
     grad_w = fg.grad(g)(params, data)["w"]
     assert f"sum, complete: ∂objective/∂w: ‖Σ‖ {np.linalg.norm(grad_w):.4g}" in "\n".join(steps[last_w]["detail"])
-    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", path.read_text(encoding="utf-8"))  # nothing from the network
+    # nothing from the network
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", path.read_text(encoding="utf-8"))
 
 
 def test_hostile_names_stay_text_in_the_page(tmp_path):
@@ -460,9 +462,12 @@ def test_the_browser_moves_with_the_buttons_and_the_arrow_keys_and_renders(tmp_p
     last = len(embedded["steps"]) - 1
     driver = """<script>
     const seen = [];
-    const key = k => { document.dispatchEvent(new KeyboardEvent("keydown", {key: k})); seen.push(document.body.dataset.step); };
+    const key = k => {
+        document.dispatchEvent(new KeyboardEvent("keydown", {key: k})); seen.push(document.body.dataset.step);
+    };
     const click = id => { document.getElementById(id).click(); seen.push(document.body.dataset.step); };
-    key("ArrowRight"); key("ArrowRight"); key("ArrowLeft"); key("End"); key("ArrowRight"); key("Home"); key("ArrowLeft");
+    key("ArrowRight"); key("ArrowRight"); key("ArrowLeft"); key("End");
+    key("ArrowRight"); key("Home"); key("ArrowLeft");
     click("next"); click("last"); click("prev"); click("first");
     document.body.dataset.seen = seen.join(",");
     </script></body>"""
