@@ -12,6 +12,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from jobs import Experiment, JobResult, JobSpec, registry
+from report import content, sections
+
 from assignment.checks import gradient_checks
 from assignment.classifier import run_classifier
 from assignment.figures import PLOTS
@@ -20,8 +23,6 @@ from assignment.minibatch import summary as minibatch_summary
 from assignment.regression import run_regression
 from assignment.sweep import load_sweep
 from assignment.tuned import TUNED, run_tuned, within
-from jobs import Experiment, JobResult, JobSpec, registry
-from report import content, sections
 
 EXPERIMENTS = registry(
     Experiment(id="linear", title="Linear regression, 400 features", label="Linear regression (400 features)",
