@@ -53,8 +53,8 @@ for _path in (SCRIPTS.parent, SCRIPTS):  # the checkout's fgraph and models; job
 import argparse  # noqa: E402
 import time  # noqa: E402
 
-from jobs import cli  # noqa: E402
-from showcase import EXPERIMENTS, GALLERY, run_gallery  # noqa: E402
+from jobs import cli, run_job  # noqa: E402
+from showcase import EXPERIMENTS, GALLERY  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     """Parse the command line and run the gallery."""
     started = time.perf_counter()
     args = parser().parse_args(argv)
-    run_gallery(GALLERY, cli.options(args, EXPERIMENTS), started)
+    run_job(GALLERY, cli.options(args, EXPERIMENTS), started)
     return 0
 
 

@@ -108,6 +108,8 @@ class JobSpec:
     ``extras`` are further results computed in the main process once the
     experiments are done, ``{key: compute(seed, cache)}``: each is written
     to results.json under its key and given to the report.
+    ``page`` is the Markdown file the report is written to, and ``pdf``
+    whether ``report.pdf`` is written beside it.
     """
 
     title: str
@@ -116,6 +118,8 @@ class JobSpec:
     plots: Mapping[str, Plot]
     report: Callable[..., list]
     extras: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict)
+    page: str = "REPORT.md"
+    pdf: bool = True
 
     def __attrs_post_init__(self) -> None:
         for key, exp in self.experiments.items():

@@ -62,15 +62,19 @@ def write_run_records(folder: Path, outcomes: Mapping[str, Outcome], seed: int) 
         fgraph.io.save_params(folder / f"{exp_id}.npz", o.params)
 
 
-def write_report(blocks: list, job, title: str, program: str) -> list:
-    """``report.pdf`` (waiting for each figure where it is placed) and ``REPORT.md``; the files written."""
+def write_report(blocks: list, job, spec) -> list:
+    """``spec.page`` (Markdown) and, if ``spec.pdf``, ``report.pdf`` (waiting for each
+    figure where it is placed); the files written."""
     out = job.options.out
-    with fgraph.io.atomic_write(out / "report.pdf") as f:
-        document.write_pdf(blocks, f, out, title=title, before_figure=job.figure_ready, creator=program)
+    written = []
+    if spec.pdf:
+        with fgraph.io.atomic_write(out / "report.pdf") as f:
+            document.write_pdf(blocks, f, out, title=spec.title, before_figure=job.figure_ready, creator=spec.program)
+        written.append("report.pdf")
     job.wait_figures()
-    with fgraph.io.atomic_write(out / "REPORT.md", "w", encoding="utf-8") as f:
+    with fgraph.io.atomic_write(out / spec.page, "w", encoding="utf-8") as f:
         f.write(document.to_markdown(blocks))
-    return [*job.figures.values(), "REPORT.md", "report.pdf"]
+    return [*job.figures.values(), spec.page, *written]
 
 
 def float_metrics(outcome: Outcome) -> str:

@@ -81,7 +81,7 @@ def run_job(spec: JobSpec, options: Options, started: float | None = None) -> Jo
         env = environment(options, job.jobs, load_before, load_after, experiments_seconds)
         result = JobResult(experiments=spec.experiments, outcomes=outcomes, extras=extras, environment=env,
                            figures=job.figures)
-        files = write_report(spec.report(result, out), job, spec.title, spec.program)
+        files = write_report(spec.report(result, out), job, spec)
     env = {**env, "total_wall_seconds": time.perf_counter() - started, "timing_keys": ENVIRONMENT_TIMING_KEYS}
     result = attrs.evolve(result, environment=env)
     write_json(out / "results.json", _results(spec, result))

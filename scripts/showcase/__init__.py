@@ -6,11 +6,9 @@
   the sunspot forecaster, their typed results and the issue's targets;
 - :mod:`showcase.data`: the data, loaded once per task, and the measures;
 - :mod:`showcase.figures`: the figures and what they show;
-- :mod:`showcase.report`: GALLERY.md;
-- :mod:`showcase.run`: the job's run, writing GALLERY.md and results.json.
+- :mod:`showcase.report`: GALLERY.md, which :func:`jobs.run_job` writes (no PDF).
 """
 
 from showcase.registry import EXPERIMENTS, GALLERY
-from showcase.run import run_gallery
 
-__all__ = ["EXPERIMENTS", "GALLERY", "run_gallery"]
+__all__ = ["EXPERIMENTS", "GALLERY"]

@@ -69,4 +69,4 @@ EXPERIMENTS = registry(
 )
 
 GALLERY = JobSpec(title="fgraph gallery: structured networks", program="scripts/gallery.py", experiments=EXPERIMENTS,
-                  plots=PLOTS, report=report.build)
+                  plots=PLOTS, report=report.build, page="GALLERY.md", pdf=False)
