@@ -28,23 +28,11 @@ import numpy as np
 import toolz
 
 from fgraph import validate
+from fgraph.arrays import frozen
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Graph
 from fgraph.program import ONE, Program
 from fgraph.types import ArrayLike, Data, Params
-
-
-def frozen(value):
-    """A read-only float64 view of ``value`` (a 0-d result becomes a NumPy scalar).
-
-    The caller's arrays are never flagged: only a new view is.
-    """
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        return np.float64(arr)
-    view = arr.view()
-    view.flags.writeable = False
-    return view
 
 
 def _owner(arr):
@@ -118,6 +106,15 @@ def _program(g: Graph, output: str, wrt) -> Program:
     return g.programs.with_respect_to(output, wrt)
 
 
+def scalar_program(g: Graph, output: str = "objective", wrt=None) -> Program:
+    """The compiled program of the scalar output ``output`` (gradients for
+    ``wrt``, default every param): the one check of the graph, the output's
+    name and its shape that every entry point makes."""
+    program = _program(g, output, wrt)
+    _check_scalar(g, output)
+    return program
+
+
 def _inputs_for(g: Graph, program, params, data):
     p = validate.params(g, params, program.param_names)
     d, batch = validate.data(g, data, program.input_names)
@@ -161,8 +158,7 @@ def value_and_grad(
     ``grads`` maps every param (or every name in ``wrt``, which may include
     data inputs) to ∂output/∂name. The program is compiled here, once.
     """
-    program = _program(g, output, wrt)
-    _check_scalar(g, output)
+    program = scalar_program(g, output, wrt)
     check = validate.Validator.of(g, program.param_names, program.input_names)
     # A batch of one is evaluated as its example, as fit does (the batch
     # convention: the same value and gradients), unless a gradient is taken

@@ -44,7 +44,7 @@ import attrs
 import numpy as np
 import toolz
 
-from fgraph.autodiff import _check_scalar, _program, detached, merge_grads
+from fgraph.autodiff import detached, merge_grads, scalar_program
 from fgraph.errors import GraphError
 from fgraph.graph import Graph, Node
 from fgraph.program import ONE, _may_broadcast, ancestors, check_cotangent, check_value
@@ -192,8 +192,7 @@ def _needs(live) -> frozenset:
 def _checked_call(g, params, data, output: str):
     """Validated ``(params, data, batch)`` for ``output``, as
     ``value_and_grad`` takes them (a batch of one is its example)."""
-    program = _program(g, output, None)
-    _check_scalar(g, output)
+    program = scalar_program(g, output)
     p, d, batch = Validator.of(g, program.param_names, program.input_names)(params, data)
     if batch == 1:
         d, batch = {k: v[0] for k, v in d.items()}, None

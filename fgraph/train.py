@@ -54,6 +54,8 @@ import numpy as np
 
 from fgraph import validate
 from fgraph._steps import NonFinite, checked_step, fast_step, first_non_finite
+from fgraph.arrays import readonly_copy, readonly_view
+from fgraph.autodiff import scalar_program
 from fgraph.errors import ShapeError
 from fgraph.graph import Graph
 from fgraph.init import check_seed
@@ -163,18 +165,6 @@ def epoch_batches(data: Mapping, batch_size: int, seed: int, epoch: int) -> list
     return _Batcher(data, batch_size, check_seed(seed), examples=False).epoch(_positive_int(epoch, "epoch", 0))
 
 
-def epoch_examples(data: Mapping, seed: int, epoch: int) -> list:
-    """The examples of one epoch, one at a time and without a batch axis, in
-    the order of :func:`epoch_batches` with ``batch_size=1``.
-
-    A batch of one and the example give the same value and gradients (the
-    batch convention), and the example avoids array operations on
-    one-element arrays, which cost several times more than on scalars.
-    """
-    data, _ = validate.examples(data)
-    return _Batcher(data, 1, check_seed(seed)).epoch(_positive_int(epoch, "epoch", 0))
-
-
 class _Batcher:
     """The batches of every epoch of one fit, with the work that does not
     depend on the epoch done once: a full batch is built once, and for
@@ -224,26 +214,14 @@ def batches(data: Mapping, batch_size: int, seed: int, epochs: int, start_epoch:
 
 def readonly(params: Mapping) -> dict:
     """Read-only float64 views of every array of ``params`` (the caller's arrays are not flagged)."""
-    out = {}
-    for k, v in params.items():
-        view = np.asarray(v, dtype=np.float64).view()
-        view.flags.writeable = False
-        out[k] = view
-    return out
-
-
-def _frozen_copy(arr) -> np.ndarray:
-    """A read-only copy of an array that nobody else holds."""
-    out = np.array(arr, copy=True)
-    out.flags.writeable = False
-    return out
+    return {k: readonly_view(v) for k, v in params.items()}
 
 
 def _copy_tree(tree):
     """``tree`` (dicts, lists, tuples; leaves arrays and plain values) with
     every array copied: the result shares no memory with ``tree``."""
     if isinstance(tree, np.ndarray):
-        return _frozen_copy(tree)
+        return readonly_copy(tree)
     if isinstance(tree, Mapping):
         return {k: _copy_tree(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
@@ -265,7 +243,7 @@ def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[Train
     without the per-call validation. ``state.step`` and ``state.running``
     advance; epochs are counted by :func:`fit`.
     """
-    program = _program(g, output)
+    program = scalar_program(g, output)
     fast = fast_step(program, optimizer)
     name = _optimizer_name(optimizer)
 
@@ -285,17 +263,6 @@ def make_step(g: Graph, optimizer, output: str = "objective") -> Callable[[Train
 
 
 # ------------------------------------------- checks of arguments and states
-
-
-def _program(g: Graph, output: str):
-    if not isinstance(g, Graph):
-        raise TypeError(f"expected an fgraph Graph, got {type(g).__name__}")
-    if output not in g.programs:
-        raise ValueError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
-    node = g.outputs[output]
-    if node.shape != () or node.batched:
-        raise ShapeError(f"output {output!r} is not a scalar objective (shape {node.shape})")
-    return g.programs[output]
 
 
 def _positive_int(value, what: str, minimum: int = 1) -> int:
@@ -386,7 +353,7 @@ def _start_state(g, params, optimizer, seed, batch_size, resume, n) -> TrainStat
     if resume is None:
         if params is None:
             raise ValueError("fit needs initial params (or resume=state)")
-        checked = {k: _frozen_copy(v) for k, v in validate.params(g, params, tuple(g.params)).items()}
+        checked = {k: readonly_copy(v) for k, v in validate.params(g, params, tuple(g.params)).items()}
         return TrainState(checked, _copy_tree(optimizer.init(checked)), 0, 0, seed, batch_size)
     if not isinstance(resume, TrainState):
         raise TypeError(f"resume must be a TrainState (e.g. from fgraph.io.load_state), got {type(resume).__name__}")
@@ -396,7 +363,7 @@ def _start_state(g, params, optimizer, seed, batch_size, resume, n) -> TrainStat
         if ours != theirs:
             raise ValueError(f"resume: the state was trained with {what}={theirs}, this fit asks for {what}={ours}")
     _check_position(resume, n, -(-n // batch_size))
-    checked = {k: _frozen_copy(v) for k, v in validate.params(g, resume.params, tuple(g.params)).items()}
+    checked = {k: readonly_copy(v) for k, v in validate.params(g, resume.params, tuple(g.params)).items()}
     resume = attrs.evolve(resume, params=checked, opt_state=_copy_tree(resume.opt_state))
     _check_opt_state(optimizer, resume, "resume")
     return resume
@@ -652,7 +619,7 @@ def _verify_shapes(g: Graph, program, params, batches: list) -> None:
 
 def _fit_program(g: Graph, output: str, optimizer):
     """The program of ``output``, checked to be something ``fit`` can fold."""
-    program = _program(g, output)
+    program = scalar_program(g, output)
     if not program.input_names:
         raise ValueError(
             f"fit: output {output!r} reads no data input (it depends only on params {sorted(program.param_names)}),"
@@ -730,7 +697,7 @@ def held_out(g: Graph, data: Mapping, *, output: str = "objective", name: str = 
 
     ``data`` is checked here, once; the params on every call.
     """
-    program = _program(g, output)
+    program = scalar_program(g, output)
     if not isinstance(name, str):
         raise TypeError(f"held_out: name must be a str, got {name!r}")
     arrays, n = validate.data(g, data, program.input_names)

@@ -235,8 +235,7 @@ def test_a_batch_size_that_is_not_a_positive_int_is_a_value_error_at_the_call(ba
 @pytest.mark.parametrize("n_y", [5, 7])  # a shorter y used to be an IndexError, a longer one silently cut
 def test_inputs_of_different_lengths_are_a_shape_error_naming_both(n_y):
     data = {"x": np.ones((6, 3)), "y": np.zeros(n_y)}
-    for call in (lambda: fg.train.batches(data, 2, seed=0, epochs=1), lambda: fg.train.epoch_batches(data, 2, 0, 0),
-                 lambda: fg.train.epoch_examples(data, 0, 0)):
+    for call in (lambda: fg.train.batches(data, 2, seed=0, epochs=1), lambda: fg.train.epoch_batches(data, 2, 0, 0)):
         with pytest.raises(fg.ShapeError, match=f"'x' has 6, 'y' has {n_y}"):
             call()
     with pytest.raises(fg.ShapeError, match=f"'x': batch of 6|'y': batch of {n_y}") as info:
