@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import training_cases  # tests/ is on the path (pytest prepends it): the shared problems
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,23 +13,8 @@ import fgraph as fg
 import models
 from fgraph import io, optim, train
 
-OPTIMIZERS = {
-    "sgd": lambda: optim.sgd(0.01),
-    "momentum": lambda: optim.momentum(0.01, 0.9),
-    "adam": lambda: optim.adam(0.01),
-    "chain": lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.add_weight_decay(1e-3), optim.adam(0.01)),
-}
-
-
-def _problem(n=12, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    return {"x": X, "y": X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)}
-
-
-def _mlp(d=3):
-    m = models.mlp_regression(d, hidden_units=4, init_scale=0.5)
-    return m.graph, m.init(seed=1)
+OPTIMIZERS = training_cases.OPTIMIZERS
+_problem, _mlp = training_cases.problem, training_cases.mlp
 
 
 @given(st.integers(1, 30), st.integers(1, 12), st.integers(0, 2**31), st.integers(1, 3))
