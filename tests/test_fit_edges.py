@@ -11,21 +11,13 @@ import zipfile
 
 import numpy as np
 import pytest
+import training_cases  # tests/ is on the path (pytest prepends it): the shared problems
 
 import fgraph as fg
 import models
 from fgraph import io, optim, train
 
-
-def _problem(n=12, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    return {"x": X, "y": X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)}
-
-
-def _mlp():
-    m = models.mlp_regression(3, hidden_units=4, init_scale=0.5)
-    return m.graph, m.init(seed=1)
+_problem, _mlp = training_cases.problem, training_cases.mlp
 
 
 def _fit(epochs, resume=None, **kw):
