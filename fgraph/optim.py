@@ -117,6 +117,15 @@ def global_norm(grads: Mapping) -> float:
     return peak * math.sqrt(sum(float(np.vdot(g / peak, g / peak)) for g in grads.values()))
 
 
+def clip_to_norm(grads: Mapping, norm: float, max_norm: float) -> dict:
+    """``grads`` scaled by ``max_norm / norm`` when ``norm > max_norm``, else
+    the same arrays (a NaN norm clips nothing: it is passed on, never hidden)."""
+    if not norm > max_norm:
+        return dict(grads)
+    factor = max_norm / norm
+    return {k: factor * g for k, g in grads.items()}
+
+
 # ------------------------------------------------------- hyperparameter checks
 
 
@@ -312,11 +321,7 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
     max_norm = _positive("clip_by_global_norm", "max_norm", max_norm)
 
     def update(grads, state, params):
-        norm = global_norm(grads)
-        if not norm > max_norm:  # also NaN: passed on, never hidden
-            return dict(grads), state
-        factor = max_norm / norm
-        return {k: factor * g for k, g in grads.items()}, state
+        return clip_to_norm(grads, global_norm(grads), max_norm), state
 
     return Optimizer(_empty_state, update, name=f"clip_by_global_norm({max_norm!r})")
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 import fgraph as fg
+from fgraph import kernels
 from fgraph.errors import ShapeError
 from fgraph.ops import conv
 from fgraph.ops.conv import avg_pool2d, conv1d, conv2d, max_pool2d
@@ -277,7 +278,7 @@ def test_windows_are_numpys_sliding_windows_then_strided_slicing(shape, size, st
     assume(size[0] <= shape[1] and size[1] <= shape[2])
     a = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
     expected = sliding_window_view(a, size, axis=(1, 2))[:, :: stride[0], :: stride[1]]  # (C, Ho, Wo, B, kh, kw)
-    got = conv._windows(a, size, stride)  # (C, kh, kw, Ho, Wo, B)
+    got = kernels.strided_windows(a, size, stride)  # (C, kh, kw, Ho, Wo, B)
     np.testing.assert_array_equal(got, expected.transpose(0, 4, 5, 1, 2, 3))
     assert not got.flags.writeable
 

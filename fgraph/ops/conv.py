@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fgraph import kernels
 from fgraph.errors import ShapeError
 from fgraph.primitive import primitive
 
@@ -132,34 +133,16 @@ def _framed(x: np.ndarray, padding: tuple) -> np.ndarray:
     ph, pw = padding
     moved = x.transpose(1, 2, 3, 0)
     if not (ph or pw):
-        return np.ascontiguousarray(moved)  # no copy when x is a view of such an array
+        return kernels.contiguous(moved)  # no copy when x is a view of such an array
     C, H, W, B = moved.shape
-    framed = np.zeros((C, H + 2 * ph, W + 2 * pw, B), dtype=x.dtype)
-    framed[:, ph : ph + H, pw : pw + W] = moved
-    return framed
-
-
-def _windows(framed: np.ndarray, size: tuple, stride: tuple) -> np.ndarray:
-    """The windows of a C-contiguous (C, H, W, B) array as a read-only view
-    (C, kh, kw, H_out, W_out, B): ``[c, i, j, y, x, b] = framed[c, y·sh + i, x·sw + j, b]``.
-
-    The view ``sliding_window_view(framed, size, axis=(1, 2))[:, ::sh, ::sw]``
-    with its axes moved, made by one ``ndarray`` call (0.4 µs; the NumPy
-    function costs 11, more than the copy it feeds on a small image).
-    """
-    (kh, kw), (sh, sw) = size, stride
-    C, H, W, B = framed.shape
-    sc, sy, sx, sb = framed.strides
-    shape = (C, kh, kw, (H - kh) // sh + 1, (W - kw) // sw + 1, B)
-    view = np.ndarray(shape, framed.dtype, framed, 0, (sc, sy, sx, sy * sh, sx * sw, sb))
-    view.flags.writeable = False
-    return view
+    inner = (slice(None), slice(ph, ph + H), slice(pw, pw + W))
+    return kernels.set_at(np.zeros((C, H + 2 * ph, W + 2 * pw, B), dtype=x.dtype), inner, moved)
 
 
 def _columns(x, size, stride, padding) -> np.ndarray:
     """im2col: the (C·kh·kw, Ho·Wo·B) matrix whose column (y, x, b) is window (y, x)
     of example b of the zero-padded x̃, in row order (c, i, j)."""
-    windows = _windows(_framed(x, padding), size, stride)
+    windows = kernels.strided_windows(_framed(x, padding), size, stride)
     C, kh, kw, Ho, Wo, B = windows.shape
     return windows.reshape(C * kh * kw, Ho * Wo * B)
 
@@ -201,9 +184,11 @@ def _conv_grad_x(g, x_shape, W, stride, padding):
     B, _, H, Wd = x_shape
     _, _, Ho, Wo = g.shape
     (sh, sw), (ph, pw) = stride, padding
-    dilated = np.zeros((F, H + 2 * ph + kh - 1, Wd + 2 * pw + kw - 1, B), dtype=g.dtype)
-    dilated[:, kh - 1 : kh + (Ho - 1) * sh : sh, kw - 1 : kw + (Wo - 1) * sw : sw] = g.transpose(1, 2, 3, 0)
-    windows = _windows(dilated, (kh, kw), (1, 1))[:, :, :, ph : ph + H, pw : pw + Wd]  # (F, kh, kw, H, W, B)
+    taps = (slice(None), slice(kh - 1, kh + (Ho - 1) * sh, sh), slice(kw - 1, kw + (Wo - 1) * sw, sw))
+    frame = np.zeros((F, H + 2 * ph + kh - 1, Wd + 2 * pw + kw - 1, B), dtype=g.dtype)
+    dilated = kernels.set_at(frame, taps, g.transpose(1, 2, 3, 0))
+    # (F, kh, kw, H, W, B): the windows of x's own pixels
+    windows = kernels.strided_windows(dilated, (kh, kw), (1, 1))[:, :, :, ph : ph + H, pw : pw + Wd]
     flipped = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, F * kh * kw)
     gx = flipped.dot(windows.reshape(F * kh * kw, H * Wd * B))
     return gx.reshape(C, H, Wd, B).transpose(3, 0, 1, 2)
@@ -321,8 +306,8 @@ def _max_pool2d_grad(g, out, x, size, stride):
         hit = xb[..., rows, cols] == best
         hit &= unclaimed
         unclaimed ^= hit
-        share = gx[..., rows, cols]
-        share += gb * hit  # +=: where windows overlap, a pixel gets every window it is the max of
+        # Added: where windows overlap, a pixel gets every window it is the max of.
+        gx = kernels.add_at(gx, (Ellipsis, rows, cols), gb * hit)
     return _unbatch(gx, x, 3)
 
 
@@ -345,7 +330,7 @@ def max_pool2d(x, size, stride=None):
     out = None
     for _, _, rows, cols in _offsets(size, stride, xb.shape[2:]):
         window = xb[..., rows, cols]
-        out = window.copy(order="K") if out is None else np.maximum(out, window, out=out)
+        out = kernels.copy(window) if out is None else kernels.maximum_into(out, window)
     return _unbatch(out, x, 3)
 
 
@@ -354,8 +339,7 @@ def _avg_pool2d_grad(g, out, x, size, stride):
     xb, share = _batch(x, 3), _batch(g, 3) / (size[0] * size[1])
     gx = np.zeros_like(xb, dtype=share.dtype)
     for _, _, rows, cols in _offsets(size, stride, xb.shape[2:]):
-        window = gx[..., rows, cols]
-        window += share
+        gx = kernels.add_at(gx, (Ellipsis, rows, cols), share)
     return _unbatch(gx, x, 3)
 
 
@@ -374,5 +358,5 @@ def avg_pool2d(x, size, stride=None):
     total = None
     for _, _, rows, cols in _offsets(size, stride, xb.shape[2:]):
         window = xb[..., rows, cols]
-        total = window.copy(order="K") if total is None else np.add(total, window, out=total)
+        total = kernels.copy(window) if total is None else kernels.add_into(total, window)
     return _unbatch(total / (size[0] * size[1]), x, 3)

@@ -30,6 +30,7 @@ import warnings
 import attrs
 import numpy as np
 
+from fgraph import kernels
 from fgraph.errors import ShapeError
 from fgraph.ops.probability import last_sum, shift, softmax
 from fgraph.ops.shapes import scalar_shape
@@ -122,10 +123,6 @@ def _label_shape(p, y, **_):
     return ()
 
 
-def _all_positive(v) -> bool:
-    return bool(v > 0) if v.ndim == 0 else v.min() > 0
-
-
 def _picked(p, y):
     """``p[y]`` per example: the score of each example's label."""
     return p[y] if p.ndim == 1 else p[np.arange(p.shape[0]), y]
@@ -147,12 +144,10 @@ def _nll_grad_p(g, out, p, y):
     grad = np.zeros(p.shape)  # np.zeros_like costs five times more on small arrays
     rows = y if p.ndim == 1 else (np.arange(p.shape[0]), y)
     scale = -(g / _examples(p, 1))
-    if _all_positive(py):
-        grad[rows] = scale / py
-    else:  # -inf at a zero probability (the loss is inf), never NaN
-        with np.errstate(divide="ignore"):
-            grad[rows] = scale / py
-    return grad
+    if kernels.all_positive(py):
+        return kernels.set_at(grad, rows, scale / py)
+    with np.errstate(divide="ignore"):  # -inf at a zero probability (the loss is inf), never NaN
+        return kernels.set_at(grad, rows, scale / py)
 
 
 def _fuse_with_softmax(prim, nodes, config):
@@ -188,7 +183,7 @@ def nll(p, y):
     an output (the prediction); the objective just no longer reads it.
     """
     py = _picked(p, y)
-    if _all_positive(py):
+    if kernels.all_positive(py):
         return -_mean(np.log(py))
     warnings.warn(
         "nll: the probability of the true class is exactly 0, so the loss is inf;"
@@ -207,12 +202,10 @@ def _sce_grad_z(g, out, z, y):
     e = np.exp(shift(z))
     if z.ndim == 1:
         e *= g / e.sum()
-        e[y] -= g
-        return e
+        return kernels.add_at(e, y, -g)
     c = g / z.shape[0]
     e *= c / e.sum(axis=-1, keepdims=True)
-    e[np.arange(z.shape[0]), y] -= c
-    return e
+    return kernels.add_at(e, (np.arange(z.shape[0]), y), -c)
 
 
 @primitive(

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from fgraph import kernels
 from fgraph.errors import ShapeError
 from fgraph.ops.shapes import as_index, normalize_axis
 from fgraph.primitive import primitive
@@ -142,9 +143,7 @@ def _batched_key(a, key, ndim) -> tuple:
 
 def _getitem_grad(g, out, a, key, ndim):
     # Basic indexing takes each element at most once: assigning g is the sum.
-    grad = np.zeros(a.shape)
-    grad[_batched_key(a, key, ndim)] = g
-    return grad
+    return kernels.set_at(np.zeros(a.shape), _batched_key(a, key, ndim), g)
 
 
 @primitive(vjps=(_getitem_grad,), shape=_getitem_shape, prepare=_index_key, derived=("ndim",))
