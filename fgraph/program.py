@@ -90,6 +90,7 @@ class Program:
     checked_forward: Callable
     source: str
     verified: set = attrs.field(factory=set, repr=False)
+    backends: dict = attrs.field(factory=dict, repr=False)  # the program compiled for other backends
 
     def run_value_and_grad(self, params, data, cotangent, batch):
         """``value_and_grad``, checked the first time it meets batch size ``batch``."""
@@ -125,6 +126,7 @@ class ForwardProgram:
     fast: Callable
     checked: Callable
     verified: set = attrs.field(factory=set, repr=False)
+    backends: dict = attrs.field(factory=dict, repr=False)  # the program compiled for other backends
 
     def run(self, params, data, batch) -> tuple:
         """The values, checked the first time batch size ``batch`` is met."""

@@ -56,6 +56,7 @@ from fgraph import validate
 from fgraph._steps import NonFinite, checked_step, fast_step, first_non_finite
 from fgraph.arrays import readonly_copy, readonly_view
 from fgraph.autodiff import scalar_program
+from fgraph.backends import check_backend, load_jax
 from fgraph.errors import ShapeError
 from fgraph.graph import Graph
 from fgraph.init import check_seed
@@ -417,6 +418,10 @@ class _Fold:
         inner = reduce(self.fast, batches, (carry.params, carry.opt_state, carry.running))
         return self.close(carry, inner, len(batches))
 
+    def finite(self, carry: _Carry) -> bool:
+        """Whether every param of ``carry`` is finite (the fast steps check only the objective)."""
+        return first_non_finite(carry.params) is None
+
     def close(self, carry: _Carry, inner: tuple, steps: int) -> _Carry:
         """The carry at the end of epoch ``carry.epoch``, reached in ``steps``
         steps with ``inner = (params, opt_state, running)``."""
@@ -459,6 +464,15 @@ def _replay(fold: _Fold, verified: _Carry, last_epoch: int, history: list, metri
     raise AssertionError("a non-finite value was seen but the replay found none")  # the fold is deterministic
 
 
+class _Diverged(Exception):
+    """Raised by a fold that locates the failing step itself (a compiled
+    epoch): ``carry`` is the carry just before that step, ``why`` what failed."""
+
+    def __init__(self, carry: _Carry, why: str):
+        super().__init__(why)
+        self.carry, self.why = carry, why
+
+
 def _diverged(state: TrainState, steps_per_epoch: int, why: str) -> DivergenceError:
     """The error for the step that follows ``state``, which found ``why``."""
     step = state.step - state.epoch * steps_per_epoch
@@ -477,11 +491,13 @@ def _advance(fold: _Fold, carry: _Carry, verified: _Carry, check: bool, history:
     try:
         carry = fold.epoch(carry, fold.batches(carry))
         if check:
-            if first_non_finite(carry.params) is not None:
+            if not fold.finite(carry):
                 raise NonFinite
             verified = carry
     except NonFinite:
         _replay(fold, verified, carry.epoch, history, metrics)
+    except _Diverged as failed:
+        raise _diverged(fold.state(failed.carry, history, metrics), fold.steps_per_epoch, failed.why) from None
     return carry, verified
 
 
@@ -631,9 +647,12 @@ def _fit_program(g: Graph, output: str, optimizer):
     return program
 
 
-def _setup(g: Graph, params, data, optimizer, epochs, batch_size, seed, output, resume) -> tuple:
+def _setup(g: Graph, params, data, optimizer, epochs, batch_size, seed, output, resume, backend, devices) -> tuple:
     """``(program, fold, state, epochs)``: a fit's arguments checked, its
     fixed parts built and the state it starts from."""
+    backend = check_backend(backend)
+    if devices is not None and backend != "jax":
+        raise ValueError(f'devices={devices!r} trains on several devices with backend="jax", not {backend!r}')
     program = _fit_program(g, output, optimizer)
     seed, epochs = check_seed(seed), _positive_int(epochs, "epochs", minimum=0)
     batch_size = _positive_int(batch_size, "batch_size")
@@ -643,15 +662,19 @@ def _setup(g: Graph, params, data, optimizer, epochs, batch_size, seed, output, 
     state = _start_state(g, params, optimizer, seed, batch_size, resume, n)
     if epochs < state.epoch:
         raise ValueError(f"resume: the state has already done {state.epoch} epochs, more than epochs={epochs}")
+    fixed = {"steps_per_epoch": -(-n // batch_size), "seed": seed, "batch_size": batch_size, "num_examples": n,
+             "optimizer": _optimizer_name(optimizer)}
+    if backend == "jax":
+        return program, load_jax().make_fold(program, optimizer, arrays, state, fixed, devices), state, epochs
     fold = _Fold(fast_step(program, optimizer), checked_step(program, optimizer), _Batcher(arrays, batch_size, seed),
-                 -(-n // batch_size), seed, batch_size, n, _optimizer_name(optimizer))
+                 **fixed)
     return program, fold, state, epochs
 
 
 def fit(g: Graph, params: Mapping | None, data: Mapping, *, optimizer, epochs: int, batch_size: int = 1, seed: int = 0,
         output: str = "objective", resume: TrainState | None = None, progress: bool | Callable | None = None,
         evaluate: Callable[[Mapping], Mapping] | None = None, on_epoch: Callable[[TrainState], Any] | None = None,
-        ) -> FitResult:
+        backend: str = "numpy", devices: int | None = None) -> FitResult:
     """Train ``params`` to minimise ``output`` by folding ``optimizer`` steps over
     shuffled minibatches, up to ``epochs`` in total.
 
@@ -675,13 +698,20 @@ def fit(g: Graph, params: Mapping | None, data: Mapping, *, optimizer, epochs: i
     NaN/inf objective, gradient or param :class:`DivergenceError`; both
     carry the state to resume from. Nothing returned shares memory with the
     caller's params, data or ``resume`` state.
+
+    ``backend="jax"`` runs each epoch as one compiled ``lax.scan`` of the
+    same program and optimiser (:mod:`fgraph.backends.jax_backend`): the
+    same batches, states and errors, values equal to rounding;
+    ``devices=n`` splits every batch over n devices (data parallel, the
+    params replicated; ``batch_size`` a multiple of n).
     """
-    program, fold, state, epochs = _setup(g, params, data, optimizer, epochs, batch_size, seed, output, resume)
+    program, fold, state, epochs = _setup(g, params, data, optimizer, epochs, batch_size, seed, output, resume,
+                                          backend, devices)
     edges = _edges(progress, evaluate, on_epoch, np.geterr())
     # Overflow on the way to a divergence is reported by DivergenceError,
     # precisely; NumPy's warnings would only repeat it, vaguely.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if state.epoch < epochs:
+        if state.epoch < epochs and fold.batcher is not None:  # a compiled fold checks shapes as it traces
             _verify_shapes(g, program, state.params, fold.batcher.epoch(state.epoch))
         state = _run(fold, state, epochs, edges)
     return FitResult(params=state.params, history=state.history, state=state, metrics=state.metrics)

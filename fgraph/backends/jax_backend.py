@@ -1,0 +1,386 @@
+"""The JAX backend: fgraph's own programs and rules, compiled by XLA.
+
+Nothing here differentiates anything: the program that runs is the one
+:mod:`fgraph.program` generated (forward lines, then one line per edge of
+the backward pass, calling each primitive's own VJP), with every rule
+*lowered* (:mod:`fgraph.backends.lowering`): the same code objects, their
+``np`` bound to ``jax.numpy``, their :mod:`fgraph.kernels` to the
+functional versions below. ``jax.jit`` traces that program once per batch
+size; the shape checks of the checked program run while tracing, so they
+cost nothing per call.
+
+**float64.** Every call runs inside ``jax.enable_x64(True)``, a context
+manager: fgraph's arrays are float64 on this backend too, and the
+caller's global JAX configuration is left as it is.
+
+What does not carry over from NumPy: JAX never warns, so ``nll`` of a
+probability of exactly 0 is inf without a ``ZeroProbabilityWarning``
+(``fit`` still stops with a ``DivergenceError``); and a user's primitive
+runs here only if its rules use what ``jax.numpy`` has (no writing into
+arrays: :mod:`fgraph.kernels` has what the built-in rules needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fgraph import kernels, optim
+from fgraph._steps import first_non_finite
+from fgraph.backends.lowering import Lowering
+from fgraph.primitive import Primitive
+from fgraph.train import TrainState, epoch_permutation
+from fgraph.train import _Carry as Carry  # the fold's own pieces, shared with the NumPy fold
+from fgraph.train import _Diverged as Diverged
+from fgraph.train import _Fold as Fold
+
+# ------------------------------------------------------------- namespaces
+
+
+class _Namespace(types.SimpleNamespace):
+    """A module-like namespace: the attributes given, then ``base``'s."""
+
+    def __init__(self, base, **overrides):
+        super().__init__(**overrides)
+        object.__setattr__(self, "_base", base)
+
+    def __getattr__(self, name):
+        return getattr(object.__getattribute__(self, "_base"), name)
+
+
+def _no_errstate(**_settings):
+    """JAX neither warns nor raises on floating-point errors: nothing to set."""
+    return contextlib.nullcontext()
+
+
+#: What a rule's ``np`` becomes: jax.numpy, with NumPy's array type names
+#: meaning JAX arrays (a traced value is a ``jax.Array``).
+NUMPY = _Namespace(jnp, errstate=_no_errstate, ndarray=(jax.Array, np.ndarray), generic=np.generic)
+
+#: What a rule's ``math`` becomes: the functions that take a value that may be traced.
+MATH = _Namespace(math, sqrt=jnp.sqrt, exp=jnp.exp, log=jnp.log, isfinite=jnp.isfinite, fabs=jnp.abs)
+
+
+def _strided_windows(framed, size, stride):
+    """:func:`fgraph.kernels.strided_windows` as kh·kw strided slices, stacked."""
+    (kh, kw), (sh, sw) = size, stride
+    _, H, W, _ = framed.shape
+    ho, wo = (H - kh) // sh + 1, (W - kw) // sw + 1
+    rows = [
+        jnp.stack([framed[:, i : i + (ho - 1) * sh + 1 : sh, j : j + (wo - 1) * sw + 1 : sw] for j in range(kw)], 1)
+        for i in range(kh)
+    ]
+    return jnp.stack(rows, 1)
+
+
+def _global_norm(grads: Mapping):
+    """:func:`fgraph.optim.global_norm` on traced values: the same rescaling
+    when the plain sum of squares overflows, chosen by ``where``."""
+    leaves = list(grads.values())
+    if not leaves:
+        return jnp.float64(0.0)
+    total = sum(jnp.vdot(g, g) for g in leaves)
+    peak = jnp.max(jnp.stack([jnp.max(jnp.abs(g), initial=0.0) for g in leaves]))
+    safe = jnp.where((peak > 0) & jnp.isfinite(peak), peak, 1.0)
+    rescaled = safe * jnp.sqrt(sum(jnp.vdot(g / safe, g / safe) for g in leaves))
+    return jnp.where(jnp.isfinite(total), jnp.sqrt(total), jnp.where(jnp.isfinite(peak), rescaled, peak))
+
+
+def _clip_to_norm(grads: Mapping, norm, max_norm: float) -> dict:
+    """:func:`fgraph.optim.clip_to_norm` on traced values (a NaN norm clips nothing)."""
+    factor = jnp.where(norm > max_norm, max_norm / norm, 1.0)
+    return {k: factor * g for k, g in grads.items()}
+
+
+#: What :mod:`fgraph.kernels` becomes: the functional form of each operation
+#: that NumPy does by writing into an array.
+KERNELS = types.SimpleNamespace(
+    set_at=lambda a, key, values: jnp.asarray(a).at[key].set(values),
+    add_at=lambda a, key, values: jnp.asarray(a).at[key].add(values),
+    copy=jnp.asarray,
+    contiguous=jnp.asarray,
+    maximum_into=jnp.maximum,
+    add_into=jnp.add,
+    all_positive=lambda v: True,  # it only decides whether NumPy's warnings need silencing
+    strided_windows=_strided_windows,
+)
+
+#: fgraph's functions that branch on values, and what they become. With
+#: KERNELS, the only code written for this backend.
+FUNCTIONS = {
+    **{getattr(kernels, name): f for name, f in vars(KERNELS).items()},
+    optim.global_norm: _global_norm,
+    optim.clip_to_norm: _clip_to_norm,
+}
+
+
+def _substitute(obj):
+    """What lowering replaces ``obj`` with (None: keep it, or lower it when it is a function)."""
+    if obj is np:
+        return NUMPY
+    if obj is math:
+        return MATH
+    if obj is kernels:
+        return KERNELS
+    if isinstance(obj, Primitive):  # a rule that calls another primitive's rules
+        return attrs.evolve(obj, forward=lower(obj.forward), vjps=tuple(lower(v) for v in obj.vjps))
+    if isinstance(obj, types.FunctionType):
+        found = FUNCTIONS.get(obj)
+        if found is not None:
+            return found
+    if isinstance(obj, np.ufunc):
+        return getattr(jnp, obj.__name__)
+    module = getattr(obj, "__module__", None)
+    if callable(obj) and isinstance(module, str) and module.split(".")[0] in ("numpy", "jax", "jaxlib"):
+        name = getattr(obj, "__name__", None)
+        twin = getattr(jnp, name, None) if module.startswith("numpy") and isinstance(name, str) else None
+        return obj if twin is None else twin  # a library's own function is never lowered
+    return None
+
+
+#: The lowering of every rule and optimiser to this backend (its memo is the cache).
+lower = Lowering(_substitute)
+
+
+def x64():
+    """The context every call of this backend runs in: float64 arrays."""
+    return jax.enable_x64(True)
+
+
+# -------------------------------------------------------------- programs
+
+
+def _cached(program, key, make):
+    cache = program.backends
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = make()
+    return found
+
+
+def value_and_grad_function(program):
+    """The jitted ``(params, data, cotangent, batch) -> (value, grads)`` of a
+    :class:`~fgraph.program.Program`: its checked program, lowered (shape
+    checks run while tracing, once per batch size)."""
+    return _cached(program, ("jax", "value_and_grad"),
+                   lambda: jax.jit(lower(program.checked_value_and_grad), static_argnums=3))
+
+
+def forward_function(program):
+    """The jitted ``(params, data, batch) -> values`` of a
+    :class:`~fgraph.program.ForwardProgram`."""
+    return _cached(program, ("jax", "forward"), lambda: jax.jit(lower(program.checked), static_argnums=2))
+
+
+def to_numpy(tree):
+    """``tree`` with every JAX array brought back as a NumPy array."""
+    return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+
+
+def run_value_and_grad(program, params, data, cotangent, batch) -> tuple:
+    """``(value, grads)`` as NumPy arrays, computed by XLA."""
+    with x64():
+        return to_numpy(value_and_grad_function(program)(params, data, cotangent, batch))
+
+
+def run_forward(program, params, data, batch) -> tuple:
+    """The forward program's values as NumPy arrays, computed by XLA."""
+    with x64():
+        return to_numpy(forward_function(program)(params, data, batch))
+
+
+# ------------------------------------------------------------------- fit
+
+
+def _all_finite(tree):
+    """Whether every entry of every array in ``tree`` is finite (one traced boolean)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])) if leaves else jnp.bool_(True)
+
+
+def _kept(ok, new, old):
+    """``new`` where ``ok``, else ``old``, leaf by leaf: a fold that meets a
+    non-finite value keeps the last finite state until the epoch ends."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def _step_function(program, optimizer):
+    """``step(params, opt_state, batch, batch_size) -> (value, grads, params', opt_state')``,
+    lowered: fgraph's program for the gradients, the optimiser's own update."""
+    value_and_grad = lower(program.checked_value_and_grad)
+    update = lower(optimizer.update)
+
+    def step(params, opt_state, batch, batch_size):
+        value, grads = value_and_grad(params, batch, program_one(), batch_size)
+        updates, new_state = update(grads, opt_state, params)
+        return value, grads, {k: p + updates[k] for k, p in params.items()}, new_state
+
+    return step
+
+
+def program_one():
+    """The cotangent of a scalar objective: 1.0 (float64)."""
+    return jnp.float64(1.0)
+
+
+def _epoch_function(step, n: int, batch_size: int, shard):
+    """The jitted epoch: ``(params, opt_state, running, data, order, start) ->
+    (params, opt_state, running, failed)``, one ``lax.scan`` over the full
+    batches from step ``start`` on (static) and one step for a smaller last
+    batch. ``order`` None uses the data in stored order (one batch of all).
+    ``failed`` is the index of the first step whose objective, gradients or
+    new params were not finite (-1: none); from it on, the carry is kept."""
+    B = batch_size
+    full = n // B
+
+    def one(carry, batch, k, size):
+        params, opt_state, running, failed = carry
+        value, grads, new_params, new_state = step(params, opt_state, shard(batch, size), size)
+        ok = (failed < 0) & jnp.isfinite(value) & _all_finite(grads) & _all_finite(new_params)
+        return (_kept(ok, new_params, params), _kept(ok, new_state, opt_state), jnp.where(ok, running + value, running),
+                jnp.where((failed < 0) & ~ok, k, failed))
+
+    def epoch(params, opt_state, running, data, order, start):
+        if order is not None:
+            data = {k: jnp.take(v, order, axis=0) for k, v in data.items()}
+        carry = (params, opt_state, running, jnp.int64(-1))
+        first = min(start, full)
+        if full > first:
+            if B == 1:  # examples, without a batch axis
+                xs = {k: v[first:full] for k, v in data.items()}
+            else:
+                xs = {k: v[first * B : full * B].reshape((full - first, B) + v.shape[1:]) for k, v in data.items()}
+            size = None if B == 1 else B
+            carry, _ = lax.scan(lambda c, kx: (one(c, kx[1], kx[0], size), None), carry,
+                                (jnp.arange(first, full), xs))
+        if n % B and start <= full:
+            carry = one(carry, {k: v[full * B :] for k, v in data.items()}, full, n - full * B)
+        return carry
+
+    return jax.jit(epoch, static_argnums=5)
+
+
+def _sharding(devices: int | None, batch_size: int):
+    """``shard(batch, size) -> batch``: the batch split over ``devices``
+    devices along its batch axis (params stay replicated), or as it is."""
+    if devices is None:
+        return lambda batch, size: batch
+    available = jax.devices()
+    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= len(available):
+        raise ValueError(f"devices must be an int from 1 to {len(available)} (the devices JAX sees), got {devices!r}")
+    if batch_size % devices:
+        raise ValueError(
+            f"devices={devices} splits each batch over the devices: batch_size={batch_size} must be a multiple of it"
+        )
+    mesh = jax.sharding.Mesh(np.array(available[:devices]), ("data",))
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+
+    def shard(batch, size):
+        if size is None or size % devices:  # an example, or a last batch that does not split evenly
+            return batch
+        return {k: lax.with_sharding_constraint(v, split) for k, v in batch.items()}
+
+    return shard
+
+
+def _like(template, value):
+    """``value`` (a JAX array) as the kind of leaf ``template`` is: a Python
+    number for a number, else a new NumPy array."""
+    if isinstance(template, bool):
+        return bool(value)
+    if isinstance(template, int):
+        return int(value)
+    if isinstance(template, float):
+        return float(value)
+    return np.array(value)
+
+
+def _describe(step, params, opt_state, batch, size) -> str:
+    """Why a step on ``batch`` fails, worded as the NumPy backend's checked step words it."""
+    value, grads, new_params, _ = (to_numpy(t) for t in jax.jit(step, static_argnums=3)(params, opt_state, batch, size))
+    if not math.isfinite(value):
+        return f"the objective is {value}"
+    bad = first_non_finite(grads)
+    if bad is not None:
+        return f"the gradient of {bad!r} is not finite"
+    return f"the update made param {first_non_finite(new_params)!r} non-finite"
+
+
+@attrs.frozen(eq=False)
+class JaxFold(Fold):
+    """A fit's fold on this backend: each epoch one call of a jitted
+    ``lax.scan`` (see :func:`_epoch_function`); between epochs the params
+    and the optimiser's state stay on the device. :meth:`state` brings
+    them back as NumPy arrays, shaped like the NumPy backend's."""
+
+    run_epoch: Callable = None
+    step: Callable = None
+    data: Mapping = None
+    host_data: Mapping = None
+    template: Any = None
+
+    def batches(self, carry: Carry) -> int:
+        """The step of the epoch that ``carry`` stands at (a resumed state may be inside one)."""
+        return carry.step - carry.epoch * self.steps_per_epoch
+
+    def _order(self, epoch: int):
+        return None if self.batch_size >= self.num_examples else epoch_permutation(self.num_examples, self.seed, epoch)
+
+    def epoch(self, carry: Carry, start: int) -> Carry:
+        """The carry after the rest of epoch ``carry.epoch``; a ``Diverged``
+        at the first step whose values are not all finite."""
+        order = self._order(carry.epoch)
+        opt_state = jax.tree_util.tree_map(np.asarray, carry.opt_state)  # Python numbers as typed arrays
+        with x64():
+            params, opt_state, running, failed = self.run_epoch(
+                carry.params, opt_state, carry.running, self.data, order, start)
+            failed, running = int(failed), np.float64(running)
+            if failed >= 0:
+                at = Carry(carry.epoch, params, opt_state, carry.step + failed - start, running, carry.mean)
+                raise Diverged(at, self._why(params, opt_state, order, failed))
+        return self.close(carry, (params, opt_state, running), self.steps_per_epoch - start)
+
+    def finite(self, carry: Carry) -> bool:
+        """True: the compiled epoch checked every step's params already."""
+        return True
+
+    def _why(self, params, opt_state, order, k: int) -> str:
+        """Why step ``k`` of the epoch visiting ``order`` fails."""
+        B, n = self.batch_size, self.num_examples
+        rows = np.arange(n) if order is None else order
+        if B == 1:
+            batch, size = {name: v[rows[k]] for name, v in self.host_data.items()}, None
+        else:
+            picked = rows[k * B : (k + 1) * B]
+            batch, size = {name: v[picked] for name, v in self.host_data.items()}, len(picked)
+        return _describe(self.step, params, opt_state, batch, size)
+
+    def state(self, carry: Carry, history: list, metrics: list) -> TrainState:
+        """The :class:`~fgraph.train.TrainState` at ``carry``, its arrays NumPy's."""
+        host = carry._replace(
+            params=dict(to_numpy(carry.params)),
+            opt_state=jax.tree_util.tree_map(_like, self.template, to_numpy(carry.opt_state)),
+            running=np.float64(carry.running),
+        )
+        return super().state(host, history, metrics)
+
+
+def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mapping, devices) -> JaxFold:
+    """The :class:`JaxFold` of a fit: ``fixed`` holds the fields every fold
+    has (steps_per_epoch, seed, batch_size, num_examples, optimizer)."""
+    step = _step_function(program, optimizer)
+    shard = _sharding(devices, fixed["batch_size"])
+    with x64():
+        device_data = {k: jnp.asarray(v) for k, v in data.items()}
+    run_epoch = _epoch_function(step, fixed["num_examples"], fixed["batch_size"], shard)
+    return JaxFold(fast=None, checked=None, batcher=None, **fixed, run_epoch=run_epoch, step=step,
+                   data=device_data, host_data=dict(data), template=state.opt_state)

@@ -1,0 +1,232 @@
+"""The JAX backend: the same programs and rules, lowered to jax.numpy and compiled.
+
+Skipped only where JAX is not installed (CI installs it).
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from test_ops import CASES, IDS
+from training_cases import OPTIMIZERS, mlp, problem
+
+import fgraph as fg
+from fgraph import optim, train
+from fgraph.errors import ShapeError
+from fgraph.primitive import primitive
+from fgraph.testing import batch_sizes
+
+jax = pytest.importorskip("jax")
+jb = pytest.importorskip("fgraph.backends.jax_backend")
+
+
+def linear_problem():
+    """A linear regression of 64 examples: sgd(3.0) diverges on it within a few epochs."""
+    x, t = fg.input("x", (3,)), fg.input("y", ())
+    prediction = fg.vector_scalar_affine(x, fg.param("w", (3,)), fg.param("b", ()), name="prediction")
+    g = fg.graph(prediction=prediction, objective=fg.squared_l2_distance(prediction, t))
+    return g, {"w": np.zeros(3), "b": np.float64(0.0)}, problem(n=64)
+
+
+#: Eager JAX runs each op on its own (milliseconds per rule): fewer examples than the NumPy tests draw.
+EXAMPLES = settings(max_examples=max(5, settings.default.max_examples // 8))
+
+#: Forward rules written with a kink that the function does not have (softplus
+#: as max(a, 0) + log1p(e^-|a|)): jax.grad of the implementation picks a
+#: subgradient of max and |.| at 0, the VJP the true derivative.
+KINKED_AT_ZERO = {"softplus"}
+
+
+def _case_program(case, data, batch):
+    builder, _, arrays_, flags = case.draw(data, batch)
+    if case.name in KINKED_AT_ZERO:
+        assume(not any(np.any(np.asarray(a) == 0) for a in arrays_))
+    nodes, params, data_ = fg.check._leaves(arrays_, flags)
+    g = fg.graph(out=builder(*nodes))
+    wrt = [n.name for n in nodes if n.name not in g.labels]
+    program = g.programs.with_respect_to("out", wrt)
+    node = g.outputs["out"]
+    size = batch if any(flags) else None
+    shape = ((size,) if node.batched and size is not None else ()) + node.shape
+    cotangent = np.random.default_rng(0).normal(size=shape)
+    return program, params, data_, (np.float64(cotangent) if shape == () else cotangent), size
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@EXAMPLES
+@given(data=st.data(), batch=st.none() | batch_sizes())
+def test_every_rule_lowered_to_jax_computes_what_it_computes_on_numpy(case, data, batch):
+    """Forward value and every VJP of every primitive, batched and unbatched,
+    run eagerly on jax.numpy through the lowered rules, equal NumPy's."""
+    program, params, data_, cotangent, size = _case_program(case, data, batch)
+    want_value, want_grads = program.checked_value_and_grad(params, data_, cotangent, size)
+    with jb.x64():
+        got_value, got_grads = jb.to_numpy(jb.lower(program.checked_value_and_grad)(params, data_, cotangent, size))
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-12, atol=1e-12)
+    assert set(got_grads) == set(want_grads)
+    for name, want in want_grads.items():
+        np.testing.assert_allclose(got_grads[name], want, rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@EXAMPLES
+@given(data=st.data(), batch=st.none() | batch_sizes())
+def test_every_vjp_agrees_with_jax_grad_of_the_lowered_forward(case, data, batch):
+    """An independent cross-check: jax.grad of the lowered *forward* program
+    (JAX's autodiff of fgraph's forward rules) against fgraph's own VJPs."""
+    program, params, data_, cotangent, size = _case_program(case, data, batch)
+    _, grads = program.checked_value_and_grad(params, data_, cotangent, size)
+    forward = jb.lower(program.checked_forward)
+    wrt = [k for k in program.wrt]
+
+    def projected(leaves):
+        p = {**params, **{k: v for k, v in leaves.items() if k in params}}
+        d = {**data_, **{k: v for k, v in leaves.items() if k in data_}}
+        return jax.numpy.sum(forward(p, d, size) * cotangent)
+
+    with jb.x64():
+        want = jb.to_numpy(jax.grad(projected)({k: (params | data_)[k] for k in wrt}))
+    for name in wrt:
+        np.testing.assert_allclose(grads[name], want[name], rtol=1e-9, atol=1e-10, err_msg=name)
+
+
+def test_import_fgraph_never_imports_jax():
+    code = "import sys, fgraph, fgraph.train, fgraph.backends; assert 'jax' not in sys.modules, 'jax imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_callers_global_jax_configuration_is_left_as_it_was():
+    before = jax.config.jax_enable_x64
+    g, params, data = linear_problem()
+    train.fit(g, params, data, optimizer=optim.sgd(0.01), epochs=1, batch_size=4, backend="jax")
+    assert jax.config.jax_enable_x64 == before
+
+
+LOWERED = {
+    **OPTIMIZERS,
+    "weight-decay": lambda: optim.chain(optim.add_weight_decay(1e-2), optim.momentum(0.01)),
+    "clipped-sgd": lambda: optim.chain(optim.clip_by_global_norm(0.05), optim.sgd(0.01)),
+}
+
+
+@pytest.mark.parametrize("name", list(LOWERED))
+@pytest.mark.parametrize("batch_size", [1, 4, 5, 1000])  # examples, equal batches, a smaller last one, one batch
+def test_fit_on_jax_equals_fit_on_numpy(name, batch_size):
+    g, params = mlp()
+    data, optimizer = problem(n=23), LOWERED[name]()
+    want = train.fit(g, params, data, optimizer=optimizer, epochs=3, batch_size=batch_size, seed=7)
+    got = train.fit(g, params, data, optimizer=optimizer, epochs=3, batch_size=batch_size, seed=7, backend="jax")
+    for name in params:
+        np.testing.assert_allclose(got.params[name], want.params[name], rtol=1e-10, atol=1e-14)
+        assert type(got.params[name]) is np.ndarray and not got.params[name].flags.writeable
+    np.testing.assert_allclose(got.history, want.history, rtol=1e-10)
+    assert got.state.step == want.state.step and got.state.epoch == want.state.epoch
+    assert train._structure_mismatch(want.state.opt_state, got.state.opt_state, "opt_state") is None
+
+
+def test_a_state_resumes_on_the_other_backend_and_ends_where_one_fit_ends():
+    g, params, data = linear_problem()
+    whole = train.fit(g, params, data, optimizer=optim.adam(0.01), epochs=4, batch_size=5)
+    half = train.fit(g, params, data, optimizer=optim.adam(0.01), epochs=2, batch_size=5, backend="jax")
+    for first, then in (("jax", "numpy"), ("jax", "jax")):
+        rest = train.fit(g, None, data, optimizer=optim.adam(0.01), epochs=4, batch_size=5, resume=half.state,
+                         backend=then)
+        for name in params:
+            np.testing.assert_allclose(rest.params[name], whole.params[name], rtol=1e-12, err_msg=(first, then))
+        assert rest.state.opt_state["count"] == whole.state.opt_state["count"]
+        assert isinstance(rest.state.opt_state["count"], int)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8, 10])
+def test_divergence_on_jax_names_the_same_step_and_keeps_the_same_last_finite_state(batch_size):
+    g, params, data = linear_problem()
+    errors = []
+    for backend in ("numpy", "jax"):
+        with pytest.raises(train.DivergenceError) as caught:
+            train.fit(g, params, data, optimizer=optim.sgd(3.0), epochs=200, batch_size=batch_size, backend=backend)
+        errors.append(caught.value)
+    want, got = errors
+    assert (got.epoch, got.step, got.state.step, got.state.epoch) == (want.epoch, want.step, want.state.step,
+                                                                      want.state.epoch)
+    assert str(got).split(":")[0] == str(want).split(":")[0]
+    for name in params:
+        assert np.all(np.isfinite(got.state.params[name]))
+        np.testing.assert_allclose(got.state.params[name], want.state.params[name], rtol=1e-9)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_a_state_from_inside_an_epoch_resumes_on_jax_as_on_numpy(batch_size):
+    g, params, data = linear_problem()
+    poisoned = {**data, "y": np.where(np.arange(64) == 40, 1e200, data["y"])}  # its square is inf
+    with pytest.raises(train.DivergenceError) as caught:
+        train.fit(g, params, poisoned, optimizer=optim.sgd(0.01), epochs=2, batch_size=batch_size, backend="jax")
+    state = caught.value.state
+    assert 0 < state.step < 64 // batch_size  # inside the first epoch
+    ends = [train.fit(g, None, data, optimizer=optim.sgd(0.01), epochs=2, batch_size=batch_size, resume=state,
+                      backend=backend) for backend in ("numpy", "jax")]
+    for name in params:
+        np.testing.assert_allclose(ends[1].params[name], ends[0].params[name], rtol=1e-12)
+    np.testing.assert_allclose(ends[1].history, ends[0].history, rtol=1e-12)
+
+
+def test_a_misshapen_user_primitive_is_a_shape_error_on_jax_too():
+    @primitive(vjps=(lambda g, out, a: g,), shape=lambda a: a)
+    def first_row(a):
+        """Drops the batch axis: a broken rule."""
+        return a[0]
+
+    x, w = fg.input("x", (3,)), fg.param("w", (3,))
+    g = fg.graph(objective=fg.squared_l2_distance(first_row(fg.mul(x, w)), fg.input("y", (3,))))
+    data = {"x": np.ones((4, 3)), "y": np.ones((4, 3))}
+    with pytest.raises(ShapeError, match="first_row"):
+        train.fit(g, {"w": np.ones(3)}, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=2, backend="jax")
+
+
+def test_backend_and_devices_are_checked():
+    g, params, data = linear_problem()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, backend="torch")
+    with pytest.raises(ValueError, match='backend="jax"'):
+        train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, devices=2)
+    with pytest.raises(ValueError, match="devices must be an int"):
+        train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=4, backend="jax", devices=0)
+
+
+MULTI_DEVICE = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import jax
+    from fgraph import optim, train
+    from models import classification
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
+    model = classification.mlp_classifier(6, 16, 3)
+    data, params = {"x": X, "y": y}, model.init(0)
+    fit = lambda **kw: train.fit(model.graph, params, data, optimizer=optim.adam(0.01), epochs=3, batch_size=32,
+                                 backend="jax", **kw)
+    one, four = fit(), fit(devices=4)
+    error = max(float(np.max(np.abs(one.params[k] - four.params[k]) / np.max(np.abs(one.params[k]))))
+                for k in params)
+    print(json.dumps({"devices": len(jax.devices()), "error": error}))
+    """
+)
+
+
+def test_four_devices_train_what_one_device_trains():
+    """Data parallel on 4 simulated CPU devices (a subprocess: the device
+    count is fixed when JAX starts): every batch split over the devices,
+    gradients reduced by XLA; the params equal one device's to 1e-12."""
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "OPENBLAS_NUM_THREADS": "1",
+           "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", MULTI_DEVICE], env=env, capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).parent.parent))
+    result = __import__("json").loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 4
+    assert result["error"] <= 1e-12
