@@ -214,7 +214,13 @@ MULTI_DEVICE = textwrap.dedent(
     one, four = fit(), fit(devices=4)
     error = max(float(np.max(np.abs(one.params[k] - four.params[k]) / np.max(np.abs(one.params[k]))))
                 for k in params)
-    print(json.dumps({"devices": len(jax.devices()), "error": error}))
+    # The compiled epoch of the 4-device fold: its gradients are summed across devices.
+    _, fold, state, _ = train._setup(model.graph, params, data, optim.adam(0.01), 3, 32, 0, "objective", None,
+                                     "jax", 4)
+    with jax.enable_x64(True):
+        opt_state = jax.tree_util.tree_map(np.asarray, state.opt_state)
+        hlo = fold.run_epoch.lower(dict(state.params), opt_state, 0.0, fold.data, np.arange(200), 0).compile().as_text()
+    print(json.dumps({"devices": len(jax.devices()), "error": error, "all_reduce": "all-reduce" in hlo}))
     """
 )
 
@@ -229,4 +235,24 @@ def test_four_devices_train_what_one_device_trains():
                          cwd=str(__import__("pathlib").Path(__file__).parent.parent))
     result = __import__("json").loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == 4
+    assert result["all_reduce"]  # really split: the devices' partial gradients are reduced
     assert result["error"] <= 1e-12
+
+
+def test_a_user_rule_that_writes_into_an_array_is_an_error_naming_its_primitive_on_jax():
+    def clamp_grad(g, out, a):
+        grad = np.array(g)
+        grad[a < 0] = 0.0  # in place: fine on NumPy, impossible on JAX
+        return grad
+
+    @primitive(vjps=(clamp_grad,), shape=lambda a: a)
+    def clamp(a):
+        """max(a, 0), with a VJP that writes into its result."""
+        return np.maximum(a, 0.0)
+
+    x, w = fg.input("x", (3,)), fg.param("w", (3,))
+    g = fg.graph(objective=fg.squared_l2_distance(clamp(fg.mul(x, w), name="clamped"), fg.input("y", (3,))))
+    data, params = {"x": np.ones((4, 3)), "y": np.ones((4, 3))}, {"w": np.ones(3)}
+    train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=2)  # NumPy runs it
+    with pytest.raises(jb.LoweringError, match=r"primitive 'clamp' \(node 'clamped'\): its VJP of argument 0"):
+        train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=2, backend="jax")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -158,6 +159,46 @@ def x64():
 
 # -------------------------------------------------------------- programs
 
+_RULE = re.compile(r"([fb])(\d+)(?:_(\d+))?")
+
+
+class LoweringError(TypeError):
+    """A primitive's rule that cannot run on the JAX backend (it writes into
+    an array, branches on an array's values, or calls what JAX has not)."""
+
+
+def _explained(rule, node, what: str):
+    """``rule``, whose failures while tracing name the primitive and node."""
+
+    def traced(*args):
+        try:
+            return rule(*args)
+        except (TypeError, jax.errors.JAXTypeError) as e:  # not a ShapeError: a rule that cannot be traced
+            raise LoweringError(
+                f"primitive {node.op.name!r} (node {node.name!r}): its {what} cannot run on the JAX backend: {e}."
+                " Rules run there unchanged, with np bound to jax.numpy: they may not write into arrays"
+                " (fgraph.kernels has set_at, add_at, ...) nor branch on an array's values"
+            ) from e
+
+    traced.explained = True
+    return traced
+
+
+def lower_program(program_function):
+    """A checked program of :mod:`fgraph.program`, lowered, each of its rules
+    wrapped so that one that cannot be traced is a :class:`LoweringError`
+    naming its primitive and node."""
+    lowered = lower(program_function)
+    namespace = lowered.__globals__
+    for name, value in list(namespace.items()):
+        match = _RULE.fullmatch(name)
+        if match is None or getattr(value, "explained", False):
+            continue
+        node = namespace[f"n{match[2]}"]
+        namespace[name] = _explained(value, node, "forward rule" if match[1] == "f" else f"VJP of argument {match[3]}")
+    return lowered
+
+
 
 def _cached(program, key, make):
     cache = program.backends
@@ -172,13 +213,13 @@ def value_and_grad_function(program):
     :class:`~fgraph.program.Program`: its checked program, lowered (shape
     checks run while tracing, once per batch size)."""
     return _cached(program, ("jax", "value_and_grad"),
-                   lambda: jax.jit(lower(program.checked_value_and_grad), static_argnums=3))
+                   lambda: jax.jit(lower_program(program.checked_value_and_grad), static_argnums=3))
 
 
 def forward_function(program):
     """The jitted ``(params, data, batch) -> values`` of a
     :class:`~fgraph.program.ForwardProgram`."""
-    return _cached(program, ("jax", "forward"), lambda: jax.jit(lower(program.checked), static_argnums=2))
+    return _cached(program, ("jax", "forward"), lambda: jax.jit(lower_program(program.checked), static_argnums=2))
 
 
 def to_numpy(tree):
@@ -216,7 +257,7 @@ def _kept(ok, new, old):
 def _step_function(program, optimizer):
     """``step(params, opt_state, batch, batch_size) -> (value, grads, params', opt_state')``,
     lowered: fgraph's program for the gradients, the optimiser's own update."""
-    value_and_grad = lower(program.checked_value_and_grad)
+    value_and_grad = lower_program(program.checked_value_and_grad)
     update = lower(optimizer.update)
 
     def step(params, opt_state, batch, batch_size):
