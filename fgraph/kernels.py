@@ -33,6 +33,13 @@ def add_at(fresh: np.ndarray, key, values) -> np.ndarray:
     return fresh
 
 
+def multiply_at(fresh: np.ndarray, key, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``fresh`` with ``fresh[key] = a * b``, the product written in place
+    (``key`` a basic index, so that ``fresh[key]`` is a view)."""
+    np.multiply(a, b, out=fresh[key])
+    return fresh
+
+
 def copy(a: np.ndarray) -> np.ndarray:
     """A new array with ``a``'s values, in ``a``'s memory order."""
     return a.copy(order="K")

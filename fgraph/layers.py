@@ -49,7 +49,7 @@ import toolz
 from fgraph import init as initializers
 from fgraph.errors import ShapeError
 from fgraph.graph import Node, check_initializer, check_name, param
-from fgraph.ops import add, affine, concat, constant, getitem, relu, reshape, sigmoid, stack, tanh, vector_scalar_affine
+from fgraph.ops import add, affine, concat, getitem, relu, reshape, sigmoid, stack, tanh, vector_scalar_affine
 from fgraph.ops.conv import avg_pool2d as _avg_pool2d
 from fgraph.ops.conv import conv2d as _conv2d
 from fgraph.ops.conv import max_pool2d as _max_pool2d
@@ -321,6 +321,9 @@ def rnn_cell(name: str, hidden: int, activation: str = "tanh", init=None, recurr
              bias_init=None) -> Callable[[Node, Node], Node]:
     r"""An Elman recurrent cell, applied as ``cell(x_t, h)``: h' = σ(W_x x_t + W_h h + b).
 
+    ``cell(x_t, None)`` is the step from the zero state, σ(W_x x_t + b):
+    the same value without the product W_h·0.
+
     x_t ∈ ℝᴰ is the step's input, h ∈ ℝ^{hidden} the previous state, σ the
     ``activation`` (``"tanh"`` by default). Every application uses the same
     params (one owner), so an unrolled sequence ties its weights across
@@ -340,18 +343,20 @@ def rnn_cell(name: str, hidden: int, activation: str = "tanh", init=None, recurr
     bias_init = _init_or(bias_init, initializers.zeros(), "bias_init", name)
     owner = Owner(name)
 
-    def cell(x: Node, h: Node, *, name: str | None = None) -> Node:
+    def cell(x: Node, h: Node | None, *, name: str | None = None) -> Node:
         layer = owner.layer
         d = _vector_width(layer, x)
+        W_x = param(f"{layer}.W_x", (hidden, d), init=init, owner=owner)
+        b = param(f"{layer}.b", (hidden,), init=bias_init, owner=owner)
+        if h is None:  # the zero state: W_h h = 0, so the step is σ(W_x x_t + b), one product less
+            return act(affine(W_x, x, b), name=_output_name(layer, name))
         _rank(layer, h, 1, f"({hidden},)", "a state")
         if h.shape != (hidden,):
             raise ShapeError(
                 f"layer {layer!r} has {hidden} hidden units, so the state must have per-example shape"
                 f" ({hidden},); node {h.name!r} has {h.shape}"
             )
-        W_x = param(f"{layer}.W_x", (hidden, d), init=init, owner=owner)
         W_h = param(f"{layer}.W_h", (hidden, hidden), init=recurrent_init, owner=owner)
-        b = param(f"{layer}.b", (hidden,), init=bias_init, owner=owner)
         # One affine map of [x; h] by [W_x W_h] instead of two products: half
         # the nodes per step, and affine's weight VJP sums the batch inside
         # its one matrix product.
@@ -365,7 +370,7 @@ def rnn(name: str, hidden: int, activation: str = "tanh", return_sequences: bool
         recurrent_init=None, bias_init=None) -> Layer:
     r"""An Elman RNN over the first per-example axis of a sequence x (T, D).
 
-    h₀ = 0 (a ``fgraph.constant``), h_t = σ(W_x x_{t-1} + W_h h_{t-1} + b)
+    h₀ = 0, h_t = σ(W_x x_{t-1} + W_h h_{t-1} + b)
     for t = 1 … T (x's rows read in order), by one :func:`rnn_cell` called
     ``name`` (params ``f"{name}.W_x"``, ``.W_h``, ``.b``, tied across the
     steps; initialisers as there). Step t's state is a node called
@@ -384,7 +389,7 @@ def rnn(name: str, hidden: int, activation: str = "tanh", return_sequences: bool
     def rnn_layer(x: Node, *, name: str | None = None) -> Node:
         prefix = _output_name(layer, name)
         _rank(layer, x, 2, "(T, D) (steps, features per step)", "a sequence")
-        h = constant(np.zeros(hidden))
+        h = None  # h₀ = 0
         states = []
         for t in range(x.shape[0]):
             h = cell(getitem(x, t), h, name=f"{prefix}.h{t + 1}")

@@ -71,7 +71,9 @@ def cnn_classifier(image_shape=DIGITS_IMAGE, num_classes: int = DIGITS_CLASSES, 
     Stage i (1-based) is ``layers.conv2d(f"conv{i}", filters[i-1], kernel,
     padding=kernel // 2)`` (the image size kept for odd kernels; params
     ``conv{i}.W`` (F_i, F_{i-1}, kernel, kernel) He-normal, ``conv{i}.b``
-    zeros), relu, and ``pool`` × ``pool`` max-pooling; then the features
+    zeros), relu, and ``pool`` × ``pool`` max-pooling (computed as pooling
+    then relu, which is the same function with the same gradient, on fewer
+    values: relu is monotone); then the features
     are flattened and ``logits.W``, ``logits.b`` (Glorot normal, zeros) map
     them to the k logits. The default on the digits: 8@3×3 → 2×2 pool →
     16@3×3 → 2×2 pool → 16·2·2 = 64 features → 10 logits, 1,898 params
@@ -86,7 +88,9 @@ def cnn_classifier(image_shape=DIGITS_IMAGE, num_classes: int = DIGITS_CLASSES, 
     _check_pooling(what, image, pool, len(widths))
     stages = []
     for i, f in enumerate(widths, start=1):
-        stages += [layers.conv2d(f"conv{i}", f, kernel, padding=kernel // 2), layers.relu, layers.max_pool2d(pool)]
+        # Pooled, then relu: max(relu(x)) = relu(max(x)) (relu is monotone), value and gradient
+        # alike, and relu then touches a quarter of the values.
+        stages += [layers.conv2d(f"conv{i}", f, kernel, padding=kernel // 2), layers.max_pool2d(pool), layers.relu]
     stages.append(layers.flatten)
     if hidden_units is not None:
         hidden_units = positive_int(hidden_units, f"{what}: hidden_units")
@@ -157,7 +161,7 @@ def resnet_classifier(image_shape=DIGITS_IMAGE, num_classes: int = DIGITS_CLASSE
             layers.conv2d(f"block{i}.1", width, kernel, padding=pad), layers.relu,
             layers.conv2d(f"block{i}.2", width, kernel, padding=pad, init=fgraph.init.zeros()),
         )
-        body += [layers.residual(block), layers.relu, layers.max_pool2d(pool)]
+        body += [layers.residual(block), layers.max_pool2d(pool), layers.relu]  # = relu, then pool (see cnn)
     body.append(layers.flatten)
     return _classifier(what, image, k, layers.sequential(*body),
                        {"width": width, "blocks": blocks, "kernel": kernel, "pool": pool})

@@ -137,6 +137,21 @@ def test_rnn_cell_computes_one_elman_step():
     np.testing.assert_allclose(forward(out, params, {"x": X, "h": Hs}), expected, rtol=1e-12)
 
 
+def test_a_cell_from_the_zero_state_is_the_cell_of_a_zero_state_without_its_product():
+    gen = rng()
+    cell = layers.rnn_cell("cell", 3)
+    x = fgraph.input("x", (2,))
+    first = cell(x, None, name="first")
+    with_zeros = cell(x, fgraph.constant(np.zeros(3)), name="with_zeros")
+    assert dict(fgraph.graph(out=first).params) == {"cell.W_x": (3, 2), "cell.b": (3,)}  # no W_h·0
+    params = {"cell.W_x": gen.standard_normal((3, 2)), "cell.W_h": gen.standard_normal((3, 3)),
+              "cell.b": gen.standard_normal(3)}
+    X = gen.standard_normal((4, 2))
+    without_W_h = {k: v for k, v in params.items() if k != "cell.W_h"}
+    np.testing.assert_allclose(forward(first, without_W_h, {"x": X}), forward(with_zeros, params, {"x": X}),
+                               rtol=1e-15)
+
+
 def test_an_rnn_unrolled_over_8_steps_has_one_set_of_weights_and_matches_numpy():
     gen = rng()
     x = fgraph.input("x", (8, 3))

@@ -15,7 +15,8 @@ caller's global JAX configuration is left as it is.
 
 What does not carry over from NumPy: JAX never warns, so ``nll`` of a
 probability of exactly 0 is inf without a ``ZeroProbabilityWarning``
-(``fit`` still stops with a ``DivergenceError``); and a user's primitive
+(``fit`` still stops with a ``DivergenceError``); XLA flushes subnormal
+numbers (below 2.2e-308 in magnitude) to zero; and a user's primitive
 runs here only if its rules use what ``jax.numpy`` has (no writing into
 arrays: :mod:`fgraph.kernels` has what the built-in rules needed).
 """
@@ -107,6 +108,7 @@ def _clip_to_norm(grads: Mapping, norm, max_norm: float) -> dict:
 KERNELS = types.SimpleNamespace(
     set_at=lambda a, key, values: jnp.asarray(a).at[key].set(values),
     add_at=lambda a, key, values: jnp.asarray(a).at[key].add(values),
+    multiply_at=lambda a, key, x, y: jnp.asarray(a).at[key].set(x * y),
     copy=jnp.asarray,
     contiguous=jnp.asarray,
     maximum_into=jnp.maximum,

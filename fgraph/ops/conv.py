@@ -301,13 +301,18 @@ def _max_pool2d_grad(g, out, x, size, stride):
     xb, gb, best = _batch(x, 3), _batch(g, 3), _batch(out, 3)
     gx = np.zeros_like(xb, dtype=gb.dtype)  # in x's memory order, as the slices below read it
     unclaimed = np.ones_like(best, dtype=bool)
+    # Windows that do not overlap (stride >= size, the usual pooling) give each
+    # pixel at most one window: its share is written, straight from the product.
+    tiled = stride[0] >= size[0] and stride[1] >= size[1]
     for _, _, rows, cols in _offsets(size, stride, xb.shape[2:]):
         # Offsets in row-major order: the first that holds the max claims the window.
         hit = xb[..., rows, cols] == best
         hit &= unclaimed
         unclaimed ^= hit
-        # Added: where windows overlap, a pixel gets every window it is the max of.
-        gx = kernels.add_at(gx, (Ellipsis, rows, cols), gb * hit)
+        if tiled:
+            gx = kernels.multiply_at(gx, (Ellipsis, rows, cols), gb, hit)
+        else:  # where windows overlap, a pixel gets every window it is the max of
+            gx = kernels.add_at(gx, (Ellipsis, rows, cols), gb * hit)
     return _unbatch(gx, x, 3)
 
 

@@ -74,7 +74,9 @@ def affine(W, x, b):
     VJPs: ∂J/∂W = (∂J/∂y) xᵀ (outer product; summed over the batch),
     ∂J/∂x = Wᵀ ∂J/∂y, ∂J/∂b = ∂J/∂y.
     """
-    return (W.dot(x) if x.ndim == 1 else x.dot(W.T)) + b
+    out = W.dot(x) if x.ndim == 1 else x.dot(W.T)
+    out += b  # the product is this call's own array: no second one for the sum
+    return out
 
 
 # ------------------------------------------------------------------ matmul
