@@ -9,6 +9,7 @@ Run from the repository root::
     python scripts/homework.py --quick                # every experiment with a few epochs (seconds)
     python scripts/homework.py --jobs 1               # one process (cleaner timings, slower)
     python scripts/homework.py --sweep-tuned 10       # the tuned scalar MLP on seeds 0..9
+    python scripts/homework.py --backend jax          # every fit compiled by JAX (pip install -e ".[jax]")
 
 It trains every model of the assignment with its exact settings (the
 registry ``assignment.EXPERIMENTS``: per-example SGD, a fresh shuffle each
@@ -19,8 +20,10 @@ epoch from ``fgraph.train.fit``'s seeded batches) and writes into ``--out``:
   tests that check them, and the plots;
 - ``*.png``: the plots;
 - ``results.json``: ``{"experiments": {id: {metric: value, "seconds": ...,
-  "config": {...}, "timing_keys": [...]}}, "checks": {...},
-  "environment": {...}}``;
+  "config": {...}, "timing_keys": [...], "published": {metric: [low, high]},
+  "within_published": {metric: bool}}}, "checks": {...}, "environment":
+  {"backend": ..., "total_wall_seconds": ..., ...}}`` (published bands
+  only where the assignment publishes one);
 - ``runs/<id>.json`` (``fgraph.io.run_record``: config, seed, metrics,
   digest of the final params) and ``runs/<id>.npz`` (the final params).
 
@@ -31,6 +34,12 @@ minibatch timings); run records hold only the reproducible metrics.
 
 Experiments run in ``--jobs`` worker processes (default 2: this machine has
 2 cores), longest first (:mod:`jobs`). Every file is written atomically.
+
+``--backend jax`` runs every ``fgraph.train.fit`` on the JAX backend (each
+epoch one compiled ``lax.scan`` of the same program; its numbers equal the
+NumPy backend's to rounding, not bit for bit, so the backend is recorded
+in each run's config); the trained params are evaluated with NumPy either
+way. Its times include compiling every fit's epoch.
 """
 
 from __future__ import annotations
@@ -66,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
         prog="homework.py",
         description="Every experiment of the assignment (Homework 7) and a report with numbers, plots, "
                     "derivations and a PDF.")
-    cli.add_job_arguments(p, EXPERIMENTS, default_out="report")
+    cli.add_job_arguments(p, EXPERIMENTS, default_out="report", backends=HOMEWORK.backends)
     p.add_argument("--sweep-tuned", type=cli.count, default=None, metavar="N",
                    help="only run mlp_features and the tuned scalar MLP on seeds 0..N-1 and write "
                         "tuned_sweep.json (the report then quotes it)")

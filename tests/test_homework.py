@@ -8,8 +8,10 @@ measured with a clock; ``--only`` runs just the subset (with the same
 numbers); bad arguments give a clear error. Every check loops over the
 registry (``assignment.EXPERIMENTS``), so a new experiment is tested
 without editing this file; and a toy experiment added to a copy of the
-registry, as one value, goes through the job and into the report. No
-assertion is about how long anything takes.
+registry, as one value, goes through the job and into the report.
+``--backend jax`` reaches every fit of every runner, and a quick run of it
+agrees with the NumPy run to rounding. No assertion is about how long
+anything takes.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ if str(SCRIPTS) not in sys.path:  # the job's packages (jobs, assignment, report
 
 from assignment import EXPERIMENTS, HOMEWORK  # noqa: E402
 from jobs import Cache, Experiment, LearningCurve, Options, Outcome, Plot, registry, run_job  # noqa: E402
-from jobs.outcome import results_entry  # noqa: E402
-from jobs.workers import completed, worker_pool  # noqa: E402
+from jobs.outcome import outside_bands, results_entry, within_published  # noqa: E402
+from jobs.workers import completed, run_task, worker_pool  # noqa: E402
 from report import content  # noqa: E402
 from report.document import Paragraph  # noqa: E402
 from report.numbers import band  # noqa: E402
@@ -222,6 +224,8 @@ def _homework():
         (["--seed", "abc"], "seed must be an integer >= 0"),
         (["--jobs", "0"], "expected a positive integer"),
         (["--sweep-tuned", "x"], "expected a positive integer"),
+        (["--backend", "torch"], "unknown backend 'torch'; choose from numpy, jax"),
+        (["--backend", "NumPy"], "unknown backend 'NumPy'; choose from numpy, jax"),
         (["--bogus"], "unrecognized arguments"),
     ],
 )
@@ -233,12 +237,94 @@ def test_bad_arguments_give_a_clear_error(tmp_path, capsys, args, message):
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_backend_jax_without_jax_installed_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else find_spec(name, *a))
+    with pytest.raises(SystemExit) as exit_:
+        _homework().main(["--out", str(tmp_path / "out"), "--backend", "jax"])
+    assert exit_.value.code == 2
+    assert 'backend "jax" needs JAX, which is not installed: pip install -e ".[jax]"' in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_backend_is_checked_by_the_options_and_by_the_job(tmp_path):
+    with pytest.raises(ValueError, match=r"backend must be one of \['numpy', 'jax'\], got 'tpu'"):
+        Options(out=tmp_path, ids=("toy",), backend="tpu")
+    numpy_only = attrs.evolve(HOMEWORK.with_experiments(TOY), backends=("numpy",))
+    with pytest.raises(ValueError, match=r"backend 'jax': the job scripts/homework.py runs its fits on numpy only"):
+        run_job(numpy_only, Options(out=tmp_path, ids=("toy",), backend="jax"))
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ValueError, match=r"a job's backends must be a non-empty tuple of \['numpy', 'jax'\]"):
+        attrs.evolve(HOMEWORK, backends=("numpy", "cuda"))
+
+
 def test_the_command_refuses_bad_arguments_without_a_traceback(tmp_path):
     result = _run(tmp_path / "out", "--only", "ridge,multiclass")
     assert result.returncode == 2
     assert "unknown experiment 'ridge'; choose from " + ", ".join(IDS) in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------ backends
+
+JAX_IDS = ("ridge_l2_0", "mlp_no_features", "multiclass")  # ridge_fit, an MLP's fit, integer labels: seconds on JAX
+
+
+def test_every_fit_of_every_runner_gets_the_jobs_backend(monkeypatch):
+    """Each experiment run as a task with backend "jax": every ``fit`` it calls is asked for "jax" (the spy
+    runs it on NumPy, so no JAX is needed), and its config records the backend."""
+    asked, fit = [], fgraph.train.fit
+
+    def spy(*args, backend="numpy", **kwargs):
+        asked.append(backend)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(fgraph.train, "fit", spy)
+    for exp in EXPERIMENTS.values():
+        asked.clear()
+        [(exp_id, outcome)] = run_task((exp,), 0, True, False, "jax", 1)
+        assert not isinstance(outcome, str), outcome
+        assert asked and set(asked) == {"jax"}, (exp_id, asked)
+        assert outcome.config["backend"] == "jax", exp_id
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install -e '.[jax]')")
+def test_a_quick_run_on_jax_agrees_with_numpy_to_rounding(runs, tmp_path):
+    """A quick run of some experiments with ``--backend jax`` against the NumPy run of the same seed.
+
+    Tolerance 1e-9 relative: the backends run the same program and the
+    same batches, so they differ only by rounding (XLA sums in another
+    order): at most 4e-14 relative in any param or metric of a quick run
+    (measured). A lowering fault shows far above it: float32 anywhere is
+    ~1e-7, another shuffle or a wrong rule is O(1). (Long runs may part
+    further: the tuned MLP's 5000 Adam steps amplify a 1-ulp change of its
+    initial params to 40% on NumPy alone, so no band is asked of them here.)
+    """
+    result = _run(tmp_path, "--quick", "--seed", "0", "--jobs", "1", "--backend", "jax", "--only", ",".join(JAX_IDS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax" in result.stdout
+    jax_run, numpy_run = _results(tmp_path), _results(runs["b"])
+    assert list(jax_run["experiments"]) == list(JAX_IDS)
+    assert jax_run["environment"]["backend"] == "jax" and numpy_run["environment"]["backend"] == "numpy"
+    assert _finite(jax_run["environment"]["total_wall_seconds"])
+    for exp_id in JAX_IDS:
+        ours, theirs = _reproducible(jax_run["experiments"][exp_id]), _reproducible(numpy_run["experiments"][exp_id])
+        assert ours.pop("config") == {**theirs.pop("config"), "backend": "jax"}, exp_id
+        assert ours.keys() == theirs.keys(), exp_id
+        for key, value in theirs.items():
+            if _finite(value):  # a number or a list of numbers
+                np.testing.assert_allclose(ours[key], value, rtol=1e-9, atol=0, err_msg=f"{exp_id}: {key}")
+            else:
+                assert ours[key] == value, (exp_id, key)
+        assert _record(tmp_path, exp_id)["config"]["backend"] == "jax"
+        params = [fgraph.io.load_params(folder / "runs" / f"{exp_id}.npz") for folder in (tmp_path, runs["b"])]
+        assert params[0].keys() == params[1].keys(), exp_id
+        for name, value in params[1].items():
+            scale = float(np.max(np.abs(value)))
+            np.testing.assert_allclose(params[0][name], value, rtol=1e-9, atol=1e-9 * scale,
+                                       err_msg=f"{exp_id}: {name}")
+    assert jax_run["checks"] == numpy_run["checks"]  # the gradient checks run on NumPy either way
 
 
 # ------------------------------------------------ adding an experiment
@@ -280,6 +366,8 @@ def test_an_experiment_is_one_value_in_the_registry(tmp_path, capsys):
     assert results["environment"]["versions"].items() >= fgraph.io.library_versions().items()
     entry = results["experiments"]["toy"]
     assert entry["norm"] == norm and entry["published"] == {"norm": [0.5, 1.5]} and entry["config"]["seed"] == 3
+    assert entry["within_published"] == {"norm": 0.5 <= norm <= 1.5}
+    assert entry["config"]["backend"] == "numpy" and results["environment"]["backend"] == "numpy"
     assert _record(tmp_path, "toy")["metrics"] == {"norm": norm}
     report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
     assert f"The toy toy has a squared norm of {norm:.6f}." in report
@@ -306,6 +394,19 @@ def test_a_failed_experiment_stops_the_job_and_says_which_and_why(tmp_path, run,
         run_job(spec, Options(out=tmp_path, ids=("toy",)))
     assert "experiment 'toy' failed" in str(exit_.value) and message in str(exit_.value)
     assert not (tmp_path / "results.json").exists() and not (tmp_path / "REPORT.md").exists()
+
+
+def test_each_published_band_is_recorded_as_met_or_not_and_a_miss_is_said():
+    outcome = Outcome(metrics=ToyMetrics(1.7), config={}, params={})
+    bands = {"norm": (0.5, 1.5)}
+    assert within_published(outcome, bands) == {"norm": False}
+    assert within_published(attrs.evolve(outcome, metrics=ToyMetrics(1.5)), bands) == {"norm": True}  # inclusive
+    assert within_published(outcome, {"missing": (0.0, 1.0)}) == {"missing": False}
+    assert results_entry("toy", outcome, bands)["within_published"] == {"norm": False}
+    assert "within_published" not in results_entry("toy", outcome, {})  # no band, no verdict
+    assert outside_bands({"toy": TOY}, {"toy": outcome}) == [
+        "toy: norm 1.7 is outside the published band [0.5, 1.5]"]
+    assert outside_bands({"toy": TOY}, {"toy": attrs.evolve(outcome, metrics=ToyMetrics(1.0))}) == []
 
 
 def test_a_section_in_a_slot_the_outline_lacks_is_an_error():

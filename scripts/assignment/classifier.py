@@ -49,7 +49,8 @@ def run_classifier(exp: Experiment, s: dict, seed: int, context: Context) -> Out
     train_data, test_data = {"x": b.X_train, "y": b.y_train}, {"x": b.X_test, "y": b.y_test}
     t0 = time.perf_counter()
     result = train.fit(m.graph, m.init(seed), train_data, optimizer=optim.sgd(s["lr"]), epochs=s["epochs"],
-                       batch_size=1, seed=seed, progress=context.progress(exp.id, s["epochs"]))
+                       batch_size=1, seed=seed, progress=context.progress(exp.id, s["epochs"]),
+                       backend=context.backend)
     train_seconds = time.perf_counter() - t0
     params = result.params
     accuracy = {k: float(np.mean(m.predict(params, d["x"]).argmax(axis=1) == d["y"]))

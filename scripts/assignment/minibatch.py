@@ -46,6 +46,7 @@ class MinibatchTimings:
     equal_time_epochs: tuple[int, ...]  # epochs finished within the budget
     train_mse_equal_time: tuple[float, ...]  # training MSE after the last of them
     train_seconds: tuple[float, ...]
+    first_epoch_seconds: tuple[float, ...]  # from the start of the fit: on the JAX backend, mostly compiling
 
 
 @attrs.frozen(eq=False)
@@ -77,7 +78,9 @@ def _timings(fits: dict, s: dict, y_train) -> MinibatchTimings:
     epochs, errors = _equal_time(fits, sizes, budget, y_train)
     return MinibatchTimings(seconds_per_epoch=tuple(spe), speedup=tuple(spe[0] / t for t in spe),
                             equal_time_budget_seconds=budget, equal_time_epochs=epochs, train_mse_equal_time=errors,
-                            train_seconds=tuple(fits[B].seconds for B in sizes))
+                            train_seconds=tuple(fits[B].seconds for B in sizes),
+                            first_epoch_seconds=tuple(float(fits[B].times[0]) if len(fits[B].times) else 0.0
+                                                      for B in sizes))
 
 
 def _config(exp: Experiment, s: dict) -> dict:

@@ -23,6 +23,7 @@ from assignment.minibatch import summary as minibatch_summary
 from assignment.regression import run_regression
 from assignment.sweep import load_sweep
 from assignment.tuned import TUNED, run_tuned, within
+from fgraph.backends import BACKENDS
 
 EXPERIMENTS = registry(
     Experiment(id="linear", title="Linear regression, 400 features", label="Linear regression (400 features)",
@@ -76,4 +77,5 @@ def homework_report(result: JobResult, out: Path) -> list:
 
 
 HOMEWORK = JobSpec(title="fgraph — Homework 7 report", program="scripts/homework.py", experiments=EXPERIMENTS,
-                   plots=PLOTS, report=homework_report, extras={"checks": gradient_checks})
+                   plots=PLOTS, report=homework_report, extras={"checks": gradient_checks},
+                   backends=BACKENDS)  # every runner passes context.backend to fit

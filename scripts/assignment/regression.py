@@ -47,7 +47,8 @@ def _fit(exp: Experiment, s: dict, seed: int, context: Context, x_train, y_train
         models.mlp_regression(d, s["hidden_units"], init_scale=s["init_scale"])
     t0 = time.perf_counter()
     result = train.fit(m.graph, m.init(seed), {"x": x_train, "y": y_train}, optimizer=optim.sgd(s["lr"]),
-                       epochs=s["epochs"], batch_size=1, seed=seed, progress=context.progress(exp.id, s["epochs"]))
+                       epochs=s["epochs"], batch_size=1, seed=seed, progress=context.progress(exp.id, s["epochs"]),
+                       backend=context.backend)
     return m, result, time.perf_counter() - t0
 
 

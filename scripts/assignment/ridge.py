@@ -31,8 +31,8 @@ class RidgeFit:
 
 def ridge_fit(context: Context, l2_reg: float, lr: float, epochs: int, batch_size: int, seed: int,
               desc: str) -> RidgeFit:
-    """Ridge regression on the 400 features with SGD(lr), once per task for each setting."""
-    key = ("ridge_fit", l2_reg, lr, epochs, batch_size, seed)
+    """Ridge regression on the 400 features with SGD(lr) on ``context.backend``, once per task for each setting."""
+    key = ("ridge_fit", l2_reg, lr, epochs, batch_size, seed, context.backend)
     return context.cache.get(key, lambda: _fit(context, l2_reg, lr, epochs, batch_size, seed, desc))
 
 
@@ -47,7 +47,8 @@ def _fit(context: Context, l2_reg, lr, epochs, batch_size, seed, desc) -> RidgeF
 
     t0 = time.perf_counter()
     result = train.fit(m.graph, m.init(seed), {"x": X, "y": y}, optimizer=optim.sgd(lr), epochs=epochs,
-                       batch_size=batch_size, seed=seed, progress=context.progress(desc, epochs), on_epoch=on_epoch)
+                       batch_size=batch_size, seed=seed, progress=context.progress(desc, epochs), on_epoch=on_epoch,
+                       backend=context.backend)
     seconds = time.perf_counter() - t0
     if snapshots:
         W = np.stack([s[1]["w"] for s in snapshots])

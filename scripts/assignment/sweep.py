@@ -49,7 +49,7 @@ def sweep_tuned(options, n: int, experiments: Mapping) -> int:
     seeds = list(range(n))
     options.out.mkdir(parents=True, exist_ok=True)
     task = (experiments[TUNED_ID], experiments[REFERENCE_ID])
-    argsets = [(task, seed, options.quick, options.show) for seed in seeds]
+    argsets = [(task, seed, options.quick, options.show, options.backend) for seed in seeds]
     done, rows = {}, []
     with worker_pool(options.jobs) or contextlib.nullcontext() as pool:
         for i, results in completed(pool, run_task, argsets, options.jobs):
@@ -61,7 +61,8 @@ def sweep_tuned(options, n: int, experiments: Mapping) -> int:
                       f"{'met' if r['meets_target'] else 'MISSED'}), test_mse {r['test_mse']:.4f}, "
                       f"{r['seconds']:.1f} s", flush=True)
     met = sum(r["meets_target"] for r in rows)
-    sweep = {"config": experiments[TUNED_ID].resolved(options.quick), "seeds": seeds, "met": met, "runs": rows,
+    sweep = {"config": experiments[TUNED_ID].resolved(options.quick), "backend": options.backend, "seeds": seeds,
+             "met": met, "runs": rows,
              "timing_keys": ["seconds"], "load_average_after": list(os.getloadavg())}
     write_json(options.out / FILENAME, sweep)
     print(f"met the target on {met} of {len(seeds)} seeds; written {options.out / FILENAME}")

@@ -84,7 +84,7 @@ def run_tuned(exp: Experiment, s: dict, seed: int, context: Context) -> Outcome:
     for i, (lr, steps) in enumerate(s["phases"]):
         result = train.fit(m.graph, params, {"x": scaled["train"], "y": p.y_train}, optimizer=optim.adam(lr),
                            epochs=steps, batch_size=s["batch_size"], seed=seed + i,
-                           progress=context.progress(f"{exp.id} phase {i + 1}", steps))
+                           progress=context.progress(f"{exp.id} phase {i + 1}", steps), backend=context.backend)
         params, losses = result.params, losses + history(result.history)
     train_seconds = time.perf_counter() - t0
     metrics = MSE(train_mse=mse(m, params, scaled["train"], p.y_train),

@@ -1,8 +1,10 @@
-"""The command-line options every job shares: ``--out``, ``--seed``, ``--only``, ``--quick``, ``--jobs``."""
+"""The command-line options every job shares: ``--out``, ``--seed``, ``--only``, ``--quick``, ``--jobs``,
+and ``--backend`` for a job that can run its fits on more than one backend."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Mapping
@@ -46,8 +48,25 @@ def experiment_ids(experiments: Mapping):
     return parse
 
 
-def add_job_arguments(parser: argparse.ArgumentParser, experiments: Mapping, default_out: str) -> None:
-    """Add the shared options to ``parser``; :func:`options` reads them back."""
+def backend_name(backends: tuple):
+    """An argparse type: one of ``backends``, whose library is installed (checked without importing it:
+    worker processes are forked from this one, and JAX must not be running in a process that forks)."""
+
+    def parse(text: str) -> str:
+        if text not in backends:
+            raise argparse.ArgumentTypeError(f"unknown backend {text!r}; choose from {', '.join(backends)}")
+        if text == "jax" and importlib.util.find_spec("jax") is None:
+            raise argparse.ArgumentTypeError('backend "jax" needs JAX, which is not installed: '
+                                             'pip install -e ".[jax]"')
+        return text
+
+    return parse
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, experiments: Mapping, default_out: str,
+                      backends: tuple = ("numpy",)) -> None:
+    """Add the shared options to ``parser``; :func:`options` reads them back. ``--backend`` is added
+    when the job has more than one of ``backends`` (its ``JobSpec.backends``; the first is the default)."""
     parser.add_argument("--out", default=default_out, type=Path,
                         help=f"folder of the report (default: {default_out}/)")
     parser.add_argument("--seed", default=0, type=seed, help="seed of every initialisation and shuffle (default 0)")
@@ -56,9 +75,13 @@ def add_job_arguments(parser: argparse.ArgumentParser, experiments: Mapping, def
     parser.add_argument("--quick", action="store_true", help="every experiment with a few epochs (a pipeline check)")
     parser.add_argument("--jobs", type=count, default=min(2, os.cpu_count() or 1),
                         help="worker processes (default: 2, or 1 on a single core)")
+    if len(backends) > 1:
+        parser.add_argument("--backend", type=backend_name(backends), default=backends[0],
+                            metavar="|".join(backends),
+                            help=f"where every fit runs: fgraph.train.fit(..., backend=...) (default {backends[0]})")
 
 
 def options(args: argparse.Namespace, experiments: Mapping) -> Options:
     """The :class:`jobs.Options` of parsed arguments (every experiment unless ``--only``)."""
     return Options(out=args.out, seed=args.seed, ids=args.only or tuple(experiments), quick=args.quick,
-                   jobs=args.jobs, show=sys.stderr.isatty())
+                   jobs=args.jobs, show=sys.stderr.isatty(), backend=getattr(args, "backend", "numpy"))

@@ -1,4 +1,4 @@
-"""What a runner gets besides its settings and seed: a per-task cache and progress bars."""
+"""What a runner gets besides its settings and seed: a per-task cache, progress bars and the backend."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ def no_progress(desc: str, total: int) -> None:
 
 @attrs.frozen
 class Context:
-    """A runner's cache and ``progress(desc, total)``: a function wrapping an epoch iterator in a bar, or None."""
+    """A runner's cache, ``progress(desc, total)`` (a function wrapping an epoch
+    iterator in a bar, or None) and ``backend``: where its fits run, the
+    ``backend=`` of every ``fgraph.train.fit`` it calls (``--backend``)."""
 
     cache: Cache = attrs.field(factory=Cache)
     progress: Callable[[str, int], Any] = no_progress
+    backend: str = "numpy"

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from fgraph.backends import BACKENDS
+
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -27,6 +29,11 @@ def _check_published(instance, attribute, value) -> None:
         if not (isinstance(band, tuple) and len(band) == 2 and band[0] <= band[1]):
             raise ValueError(f"experiment {instance.id!r}: published[{metric!r}] must be a (low, high) tuple with "
                              f"low <= high, got {band!r}")
+
+
+def _check_backends(instance, attribute, value) -> None:
+    if not isinstance(value, tuple) or not value or any(b not in BACKENDS for b in value):
+        raise ValueError(f"a job's backends must be a non-empty tuple of {list(BACKENDS)}, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -109,7 +116,9 @@ class JobSpec:
     experiments are done, ``{key: compute(seed, cache)}``: each is written
     to results.json under its key and given to the report.
     ``page`` is the Markdown file the report is written to, and ``pdf``
-    whether ``report.pdf`` is written beside it.
+    whether ``report.pdf`` is written beside it. ``backends`` are the
+    ``fgraph`` backends a run of the job may choose (its runners pass
+    ``context.backend`` to every fit); the first is the default.
     """
 
     title: str
@@ -120,6 +129,7 @@ class JobSpec:
     extras: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict)
     page: str = "REPORT.md"
     pdf: bool = True
+    backends: tuple[str, ...] = attrs.field(default=("numpy",), validator=_check_backends)
 
     def __attrs_post_init__(self) -> None:
         for key, exp in self.experiments.items():

@@ -69,7 +69,7 @@ class Job:
         o = self.options
         bar = tqdm(total=len(o.ids), desc="experiments", position=0, file=sys.stderr, dynamic_ncols=True) \
             if o.show else None
-        argsets = [(task, o.seed, o.quick, o.show) for task in self.tasks]
+        argsets = [(task, o.seed, o.quick, o.show, o.backend) for task in self.tasks]
         for _, results in completed(self.pool, run_task, argsets, self.jobs):
             self._collect(results, bar)
             if self.pool is not None:

@@ -9,7 +9,7 @@ import attrs
 import numpy as np
 
 #: Keys of a results.json entry that are not an outcome's own values.
-RESERVED = ("seconds", "config", "timing_keys", "published")
+RESERVED = ("seconds", "config", "timing_keys", "published", "within_published")
 
 
 def _record(optional: bool):
@@ -76,8 +76,9 @@ def results_entry(exp_id: str, outcome: Outcome, published: Mapping) -> dict:
     """An experiment's results.json entry.
 
     ``{metric: value, ..., "seconds": s, timing: value, ..., derived: value,
-    ..., "config": {...}, "timing_keys": [...]}`` and ``"published":
-    {metric: [low, high]}`` when there is a published band.
+    ..., "config": {...}, "timing_keys": [...]}`` and, when there are
+    published bands, ``"published": {metric: [low, high]}`` and
+    ``"within_published": {metric: bool}``.
     """
     parts = {"metrics": values(outcome.metrics), "timings": values(outcome.timings),
              "derived": values(outcome.derived)}
@@ -92,4 +93,24 @@ def results_entry(exp_id: str, outcome: Outcome, published: Mapping) -> dict:
              "config": dict(outcome.config), "timing_keys": timing_keys(outcome)}
     if published:
         entry["published"] = {metric: list(band) for metric, band in published.items()}
+        entry["within_published"] = within_published(outcome, published)
     return entry
+
+
+def within_published(outcome: Outcome, published: Mapping) -> dict:
+    """``{metric: low <= value <= high}`` for every band of ``published`` (False for a metric the outcome lacks)."""
+    metrics = values(outcome.metrics)
+    return {metric: bool(metric in metrics and lo <= metrics[metric] <= hi) for metric, (lo, hi) in published.items()}
+
+
+def outside_bands(experiments: Mapping, outcomes: Mapping[str, Outcome]) -> list:
+    """A line for each metric outside its published band (the job records them; it does not fail on them)."""
+    lines = []
+    for exp_id, o in outcomes.items():
+        published = experiments[exp_id].published
+        for metric, ok in within_published(o, published).items():
+            if not ok:
+                lo, hi = published[metric]
+                value = values(o.metrics).get(metric, "missing")
+                lines.append(f"{exp_id}: {metric} {value} is outside the published band [{lo}, {hi}]")
+    return lines

@@ -19,8 +19,9 @@ from report import document
 import fgraph.io
 from jobs.outcome import Outcome, values
 
-#: Libraries a job uses besides fgraph's own (those ``fgraph.io.library_versions`` lists).
-REPORT_LIBRARIES = ("matplotlib", "tqdm")
+#: Libraries a job uses besides fgraph's own (those ``fgraph.io.library_versions`` lists); JAX's
+#: run the fits of ``--backend jax``.
+REPORT_LIBRARIES = ("matplotlib", "tqdm", "jax", "jaxlib")
 
 
 def write_json(path, data) -> None:
@@ -42,10 +43,10 @@ def library_versions() -> dict:
 
 
 def environment(options, jobs: int, load_before, load_after, experiments_seconds: float) -> dict:
-    """Where and how the job ran: command, seed, processes, machine, load, library versions."""
+    """Where and how the job ran: command, seed, processes, backend, machine, load, library versions."""
     return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "seed": options.seed, "quick": options.quick, "jobs": jobs,
+        "seed": options.seed, "quick": options.quick, "jobs": jobs, "backend": options.backend,
         "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "load_average_before": list(load_before), "load_average_after": list(load_after),

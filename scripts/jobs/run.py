@@ -11,9 +11,10 @@ from typing import Any
 
 import attrs
 
+from fgraph.backends import check_backend
 from jobs.experiment import JobSpec
 from jobs.job import Job
-from jobs.outcome import Outcome, results_entry
+from jobs.outcome import Outcome, outside_bands, results_entry
 from jobs.output import environment, summary_lines, write_json, write_report, write_run_records
 
 #: The keys of results.json's "environment" that are measured with a clock.
@@ -21,9 +22,14 @@ ENVIRONMENT_TIMING_KEYS = ["load_average_before", "load_average_after", "experim
                            "total_wall_seconds"]
 
 
+def _check_backend(instance, attribute, value) -> None:
+    check_backend(value)  # a ValueError naming the backends there are
+
+
 @attrs.frozen(kw_only=True)
 class Options:
-    """How to run a job: where, with which seed, which experiments, how fast, on how many processes."""
+    """How to run a job: where, with which seed, which experiments, how fast, on how many processes,
+    and on which backend its fits run."""
 
     out: Path
     seed: int = 0
@@ -31,6 +37,7 @@ class Options:
     quick: bool = False
     jobs: int = 1
     show: bool = False  # progress bars on stderr
+    backend: str = attrs.field(default="numpy", validator=_check_backend)
 
 
 @attrs.frozen(kw_only=True)
@@ -65,12 +72,16 @@ def run_job(spec: JobSpec, options: Options, started: float | None = None) -> Jo
     unknown = [i for i in options.ids if i not in spec.experiments]
     if unknown:
         raise ValueError(f"unknown experiment(s) {unknown}; the job has {list(spec.experiments)}")
+    if options.backend not in spec.backends:
+        raise ValueError(f"backend {options.backend!r}: the job {spec.program} runs its fits on "
+                         f"{' or '.join(spec.backends)} only")
     options = attrs.evolve(options, ids=tuple(i for i in spec.experiments if i in options.ids))  # registry order
     out = options.out
     (out / "runs").mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     print(f"running {len(options.ids)} experiment(s){' (quick)' if options.quick else ''} with seed {options.seed} "
-          f"on up to {options.jobs} process(es); load average {load_before[0]:.2f}", file=sys.stderr, flush=True)
+          f"on up to {options.jobs} process(es), backend {options.backend}; load average {load_before[0]:.2f}",
+          file=sys.stderr, flush=True)
     with Job(spec, options) as job:
         outcomes = derive(spec.experiments, job.run_experiments())
         experiments_seconds = time.perf_counter() - started
@@ -88,6 +99,9 @@ def run_job(spec: JobSpec, options: Options, started: float | None = None) -> Jo
     for line in summary_lines(spec.experiments, outcomes):
         print(line)
     print(f"wrote {out}/: results.json, runs/<id>.json, runs/<id>.npz, " + ", ".join(files))
+    for line in [] if options.quick else outside_bands(spec.experiments, outcomes):  # bands are for full runs
+        print(line)
     print(f"total wall time {env['total_wall_seconds']:.1f} s (experiments {experiments_seconds:.1f} s on "
-          f"{job.jobs} process(es); load average {load_before[0]:.2f} before, {load_after[0]:.2f} after)")
+          f"{job.jobs} process(es), backend {options.backend}; load average {load_before[0]:.2f} before, "
+          f"{load_after[0]:.2f} after)")
     return result

@@ -48,19 +48,24 @@ def progress_bars(show: bool, slot: int) -> Callable:
 
 
 def run_one(exp: Experiment, seed: int, quick: bool, context: Context) -> Outcome:
-    """Run one experiment: its outcome, timed, with the seed and ``quick`` in its config."""
+    """Run one experiment: its outcome, timed, with the seed, ``quick`` and the backend in its config."""
     t0 = time.perf_counter()
     outcome = exp.run(exp, exp.resolved(quick), seed, context)
     seconds = time.perf_counter() - t0
     if not isinstance(outcome, Outcome):
         raise TypeError(f"the runner of experiment {exp.id!r} returned a {type(outcome).__name__}; "
                         f"it must return a jobs.Outcome")
-    return attrs.evolve(outcome, seconds=seconds, config={**outcome.config, "seed": seed, "quick": quick})
+    # The backend is part of what produced the numbers (they agree across backends to rounding, not bit
+    # for bit), so the run record says which one ran.
+    config = {**outcome.config, "seed": seed, "quick": quick, "backend": context.backend}
+    return attrs.evolve(outcome, seconds=seconds, config=config)
 
 
-def run_task(experiments: Sequence[Experiment], seed: int, quick: bool, show: bool, slot: int) -> list:
-    """Run ``experiments`` one after the other with one cache: ``[(id, outcome or error text)]``."""
-    context = Context(progress=progress_bars(show, slot))
+def run_task(experiments: Sequence[Experiment], seed: int, quick: bool, show: bool, backend: str,
+             slot: int) -> list:
+    """Run ``experiments`` one after the other with one cache, their fits on ``backend``:
+    ``[(id, outcome or error text)]``."""
+    context = Context(progress=progress_bars(show, slot), backend=backend)
     out = []
     for exp in experiments:
         try:

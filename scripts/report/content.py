@@ -43,10 +43,20 @@ def intro(inputs: Inputs) -> list:
             Paragraph(
         f"Written by `{env['command']}` (seed {env['seed']}, {env['jobs']} worker process(es), one BLAS thread): "
         f"every experiment of the assignment with its exact settings — per-example SGD with a fresh shuffle each "
-        f"epoch (`fgraph.train.fit`, batch size 1, seeded) unless said otherwise. The same seed gives the same "
-        f"numbers bit for bit; only the times vary. Experiments took {env['experiments_wall_seconds']:.1f} s of wall "
-        f"time on {env['cpu_count']} cores (load average {env['load_average_before'][0]:.2f} before, "
-        f"{env['load_average_after'][0]:.2f} after: the machine is shared, so times are noisy).{quick}{partial}")]
+        f"epoch (`fgraph.train.fit`, batch size 1, seeded) unless said otherwise. {backend_sentence(env)} The same "
+        f"seed gives the same numbers bit for bit; only the times vary. Experiments took "
+        f"{env['experiments_wall_seconds']:.1f} s of wall time on {env['cpu_count']} cores (load average "
+        f"{env['load_average_before'][0]:.2f} before, {env['load_average_after'][0]:.2f} after: the machine is "
+        f"shared, so times are noisy).{quick}{partial}")]
+
+
+def backend_sentence(env: Mapping) -> str:
+    """Which backend ran every fit, and what that means for the numbers and the times."""
+    if env["backend"] == "jax":
+        return ("Every fit ran on fgraph's JAX backend (`--backend jax`: each epoch one compiled `lax.scan` of the "
+                "same program); its numbers equal the NumPy backend's to rounding, and its times include "
+                "compiling each fit's epoch. The trained parameters are evaluated with NumPy.")
+    return f"Every fit ran on fgraph's {env['backend']} backend."
 
 
 def table_rows(inputs: Inputs) -> tuple:
@@ -88,7 +98,8 @@ def timing(inputs: Inputs) -> list:
         Heading("Timing and environment", 2),
         Table(("experiment", "seconds"), rows),
         Paragraph(f"Experiments: {env['experiments_wall_seconds']:.1f} s of wall time in {env['jobs']} worker "
-                  f"process(es) (the sum above exceeds it when they overlap; when ridge_l2_1 and minibatch_ridge "
+                  f"process(es), every fit on the {env['backend']} backend "
+                  f"(the sum above exceeds it when they overlap; when ridge_l2_1 and minibatch_ridge "
                   f"run together, the batch-1 arm of the minibatch experiment reuses the ridge fit, the identical "
                   f"fold). Load average {env['load_average_before'][0]:.2f} before and "
                   f"{env['load_average_after'][0]:.2f} after, on {env['cpu_count']} cores. Python "

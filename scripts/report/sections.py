@@ -145,7 +145,17 @@ def _minibatch_method(m, t, c) -> Paragraph:
         f"the time batch 1 needed for {c['equal_time_epochs_of_batch_1']} epochs "
         f"({t.equal_time_budget_seconds:.2f} s here) and its training MSE is read after the last epoch it "
         f"finished within that budget (at most {E}). Equal-time numbers come from the clock, so they vary from "
-        f"run to run.")
+        f"run to run.{_compiled(t, c)}")
+
+
+def _compiled(t, c) -> str:
+    """On the JAX backend: what its times include that NumPy's do not."""
+    if c.get("backend") != "jax":
+        return ""
+    first = ", ".join(f"{s:.2f}" for s in t.first_epoch_seconds)
+    return (f" On the JAX backend (this run) every fit compiles its own epoch before the first one runs (first "
+            f"epochs: {first} s), and each epoch is one call from Python, so the times include the compilation "
+            f"and the speed-ups are not NumPy's.")
 
 
 def _minibatch_answer(m, t, c) -> Paragraph:
