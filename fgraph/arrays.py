@@ -20,6 +20,8 @@ def readonly_view(value) -> np.ndarray:
 
 def frozen(value):
     """:func:`readonly_view`, with a 0-d value returned as a NumPy scalar."""
+    if type(value) is np.float64:  # immutable already: the common value of a scalar output
+        return value
     arr = np.asarray(value, dtype=np.float64)
     return np.float64(arr) if arr.ndim == 0 else readonly_view(arr)
 

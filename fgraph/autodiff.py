@@ -34,12 +34,24 @@ from fgraph.graph import Graph
 from fgraph.program import ONE, Program
 from fgraph.types import ArrayLike, Data, Params
 
+_FLOAT64 = np.dtype(np.float64)
+
 
 def _owner(arr):
     """The object that owns ``arr``'s memory (the end of its chain of bases)."""
     while isinstance(arr, np.ndarray) and arr.base is not None:
         arr = arr.base
     return arr
+
+
+def _owners(held) -> set:
+    """The ids of the owners of the arrays in the mappings of ``held``."""
+    taken = set()
+    for group in held:
+        for v in group.values():
+            if type(v) is np.ndarray:  # a NumPy scalar is immutable and owns nothing a result could share
+                taken.add(id(v if v.base is None else _owner(v)))
+    return taken
 
 
 def detached(results: Mapping, *held: Mapping) -> dict:
@@ -52,20 +64,20 @@ def detached(results: Mapping, *held: Mapping) -> dict:
     result, one that is already read-only (not made by this call) and one
     whose memory another result already owns are copied; the others were
     made by this call for this result alone, and are flagged read-only
-    where they are, without a copy.
+    where they are, without a copy. A 0-d result comes back as a NumPy
+    float, which is immutable.
     """
-    taken = {id(_owner(v)) for group in held for v in group.values() if type(v) is np.ndarray}
+    taken = _owners(held)
     out = {}
     for k, v in results.items():
-        if type(v) is not np.ndarray or not v.ndim:
-            out[k] = frozen(v)
-            continue
-        owner = _owner(v)
-        if id(owner) in taken or not v.flags.writeable or v.dtype != np.float64:
-            v = np.array(v, dtype=np.float64)
-            owner = v
-        taken.add(id(owner))
-        v.flags.writeable = False
+        if type(v) is np.ndarray and v.ndim:
+            owner = v if v.base is None else _owner(v)
+            if id(owner) in taken or not v.flags.writeable or v.dtype is not _FLOAT64:
+                v = owner = np.array(v, dtype=np.float64)
+            taken.add(id(owner))
+            v.setflags(write=False)
+        elif type(v) is not np.float64:  # a NumPy float is immutable already
+            v = frozen(v)
         out[k] = v
     return out
 
@@ -159,17 +171,16 @@ def value_and_grad(
     data inputs) to ∂output/∂name. The program is compiled here, once.
     """
     program = scalar_program(g, output, wrt)
-    check = validate.Validator.of(g, program.param_names, program.input_names)
     # A batch of one is evaluated as its example, as fit does (the batch
     # convention: the same value and gradients), unless a gradient is taken
     # with respect to data and must keep the batch axis.
     squeeze = not any(name in g.inputs for name in program.wrt)
+    check = validate.Validator.of(g, program.param_names, program.input_names, squeeze)
+    run = program.run_value_and_grad
 
     def value_and_grad_fn(params: Params, data: Data | None = None):
         p, d, batch = check(params, data)
-        if batch == 1 and squeeze:
-            d, batch = {k: v[0] for k, v in d.items()}, None
-        value, grads = program.run_value_and_grad(p, d, ONE, batch)
+        value, grads = run(p, d, ONE, batch)
         return frozen(value), detached(grads, p, d)
 
     value_and_grad_fn.__doc__ = f"(value, gradients) of output {output!r} of {g!r}."

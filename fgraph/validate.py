@@ -176,14 +176,31 @@ _INTP = np.dtype(np.intp)
 # What the fast path takes as it is: arrays, and the NumPy scalars that one
 # example's entries are (``y[i]``); subclasses (masked arrays) take the full checks.
 _ARRAYS = frozenset({np.ndarray, np.float64, _INTP.type})
+_isfinite = math.isfinite
 
 
-def _sum_of_squares(a: np.ndarray) -> float:
-    """Σ a², NaN or inf whenever an entry is (or the entries are beyond ~1e154)."""
-    if a.ndim == 0:
-        x = float(a)
-        return x * x
-    return a.dot(a) if a.ndim == 1 else np.vdot(a, a)
+def _finite(a) -> bool:
+    """Whether a float64 array or NumPy float has no NaN or inf, in one NumPy call.
+
+    Σ a² is NaN or inf whenever an entry is (a NaN propagates, inf² = inf,
+    and a sum with an inf term is inf). A False is not yet an error: finite
+    entries beyond ~1e154 overflow the sum too, so the caller settles a False
+    with the exact check. (The fast passes below inline the 1-D case, the
+    commonest, to save a call.)
+    """
+    if a.ndim == 1:
+        return _isfinite(a.dot(a))
+    if type(a) is np.float64 or not a.ndim:
+        return _isfinite(a)
+    return _isfinite(np.vdot(a, a))  # vdot flattens; dot would multiply matrices
+
+
+def _labels_ok(a, classes: int) -> bool:
+    """Whether every entry of an intp array or NumPy integer is in ``[0, classes)``."""
+    if a.size == 1:
+        return 0 <= a.item() < classes
+    # Viewed as unsigned, a negative label is huge: one reduction checks both ends.
+    return not a.size or a.view(np.uintp).max() < classes
 
 
 @attrs.frozen(eq=False)
@@ -192,13 +209,20 @@ class Validator:
     of one program, cheap in the common case.
 
     A call whose params and data are plain dicts holding exactly the needed
-    names, as float64 ndarrays of the declared shapes (labels as ``intp``),
-    with one batch size, is accepted after one pass: the shapes and dtypes
-    are compared and the finiteness of every array is settled by one sum of
-    squares (NaN or inf if any entry is). Anything else, including a sum
-    that overflows, goes through the full checks, which convert what may be
-    converted and raise the error that names what is wrong: no error is
-    weaker than the full checks give.
+    names, as float64 ndarrays (or NumPy floats) of the declared shapes,
+    labels as ``intp``, with one batch size, is accepted after one pass
+    that reads each array's type, dtype and shape once and settles its
+    finiteness with one NumPy call (:func:`_finite`) and its labels' range
+    with one more. Nothing is remembered between calls: a call whose arrays
+    have other shapes or hold other values than the last one's is checked
+    as fully as the first. Anything the pass does not accept, including a
+    sum of squares that overflows, goes through the full checks, which
+    convert what may be converted and raise the error that names what is
+    wrong: no error is weaker than :func:`params` and :func:`data` give.
+
+    With ``squeeze``, a batch of one comes back as its example (each
+    input's row 0, batch size None), which is how value_and_grad evaluates
+    it; the finite checks then read the example, the array the program reads.
     """
 
     g: object
@@ -206,9 +230,10 @@ class Validator:
     input_names: frozenset
     param_specs: tuple
     input_specs: tuple
+    squeeze: bool = False
 
     @classmethod
-    def of(cls, g, param_names, input_names) -> Validator:
+    def of(cls, g, param_names, input_names, squeeze: bool = False) -> Validator:
         """The validator of a program that reads ``param_names`` and ``input_names``."""
         return cls(
             g,
@@ -216,62 +241,75 @@ class Validator:
             frozenset(input_names),
             tuple((k, g.params[k]) for k in sorted(param_names)),
             tuple((k, g.inputs[k], g.labels.get(k)) for k in sorted(input_names)),
+            squeeze,
         )
 
     def __call__(self, given_params, given_data) -> tuple[dict, dict, int | None]:
         """``(params, data, batch size)``, validated."""
-        fast = self._fast(given_params, {} if given_data is None else given_data)
+        given_data = {} if given_data is None else given_data
+        fast = self._fast(given_params, given_data)
         if fast is not None:
             return fast
         p = params(self.g, given_params, self.param_names)
         d, batch = data(self.g, given_data, self.input_names)
+        if batch == 1 and self.squeeze:
+            d, batch = {k: v[0] for k, v in d.items()}, None
         return p, d, batch
 
     def _fast(self, given_params, given_data):
+        """What ``__call__`` returns, if the fast path accepts the call, else None."""
         if (
             type(given_params) is not dict or type(given_data) is not dict
             or len(given_params) != len(self.param_specs) or len(given_data) != len(self.input_specs)
         ):
             return None
-        total = 0.0
         for name, shape in self.param_specs:
             a = given_params.get(name)
-            if type(a) not in _ARRAYS or a.dtype is not _FLOAT64 or a.shape != shape:
+            if type(a) is np.float64:  # a scalar param, as the update of a 0-d one makes it
+                if shape or not _isfinite(a):
+                    return None
+            elif (
+                type(a) is not np.ndarray or a.dtype is not _FLOAT64 or a.shape != shape
+                or not (_isfinite(a.dot(a)) if a.ndim == 1 else _finite(a))
+            ):
                 return None
-            total += _sum_of_squares(a)
-        batch = _batch_size(given_data, self.input_specs)
-        if batch is _MISFIT:
-            return None
-        for name, _, classes in self.input_specs:
-            a = given_data[name]
-            if classes is None:
-                total += _sum_of_squares(a)
-            elif a.size and (a.min() < 0 or a.max() >= classes):
-                return None
-        if not math.isfinite(total):
-            return None
-        return given_params, given_data, batch
+        d = _data_pass(given_data, self.input_specs, self.squeeze)
+        return None if d is None else (given_params, d[0], d[1])
 
 
 _MISFIT = object()
 
 
-def _batch_size(given: dict, specs: tuple):
-    """The common batch size of ``given`` (None without a batch axis), or
-    ``_MISFIT`` when an array is not what the fast path accepts."""
-    batch = _MISFIT
-    for name, shape, classes in specs:
+def _data_pass(given: dict, specs: tuple, squeeze: bool):
+    """``(data, batch size)`` if every input of ``specs`` is in ``given`` as
+    the fast path accepts it (see :class:`Validator`), else None.
+
+    The first input's batch size (None: no batch axis) is the one every
+    other must have; with ``squeeze``, a batch of one is taken apart as the
+    inputs are read.
+    """
+    out, batch = {}, _MISFIT
+    for name, example, classes in specs:
         a = given.get(name)
         if type(a) not in _ARRAYS or a.dtype is not (_FLOAT64 if classes is None else _INTP):
-            return _MISFIT
-        if a.shape == shape:
+            return None
+        shape = a.shape
+        if shape == example:
             size = None
-        elif a.ndim == len(shape) + 1 and a.shape[1:] == shape and a.shape[0] > 0:
-            size = a.shape[0]
+        elif len(shape) == len(example) + 1 and shape[1:] == example and shape[0]:
+            size = shape[0]
         else:
-            return _MISFIT
-        if batch is _MISFIT:
+            return None
+        if size != batch:
+            if batch is not _MISFIT:
+                return None
             batch = size
-        elif size != batch:
-            return _MISFIT
-    return None if batch is _MISFIT else batch
+        if size == 1 and squeeze:
+            a = a[0]
+        if classes is not None:
+            if not _labels_ok(a, classes):
+                return None
+        elif not (_isfinite(a.dot(a)) if a.ndim == 1 else _finite(a)):
+            return None
+        out[name] = a
+    return out, None if batch is _MISFIT or (batch == 1 and squeeze) else batch
