@@ -17,9 +17,17 @@ the workloads below, for every implementation that is installed:
 - ``fgraph-fit``: ``fgraph.train.fit``; µs/step = wall time of ``fit`` / steps.
 - ``fgraph-vg``: a raw loop calling ``fgraph.value_and_grad(g)(params, batch)``
   (validates every call) and updating params with plain NumPy.
+- ``fgraph-jax``: ``fit(..., backend="jax")``: each epoch one jitted
+  ``lax.scan`` of fgraph's own lowered program; µs/step = the steady
+  epochs of one call / steps (each call compiles; that is reported apart).
 - ``torch``: PyTorch eager, float64, manual SGD update under ``no_grad``.
 - ``jax-jit``: a jitted step function called once per batch.
 - ``jax-scan``: one jitted ``lax.scan`` over the batches of an epoch.
+
+For the compiled ones (fgraph-jax, jax-jit, jax-scan) the first call's
+time over a steady epoch (tracing and compiling) is reported apart, as
+``compile_s``; fgraph-jax's fit pays a fixed cost on every call, reported
+as ``per_call_s``.
 
 Workloads: A–E the assignment's models and an MNIST-sized MLP; F and G the
 digits networks of ``models`` (``cnn_classifier()``, ``rnn_classifier()``
@@ -50,6 +58,7 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import datetime  # noqa: E402
+import functools  # noqa: E402
 import importlib  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
@@ -251,7 +260,21 @@ def epoch_data(w: Workload, epoch: int):
 
 # A runner is ``run(epochs) -> params``: train from the workload's initial
 # params for ``epochs`` epochs (epochs 0 .. epochs - 1) and return NumPy arrays.
+# One that pays a fixed cost on every call (fgraph-jax compiles anew each
+# fit) also has ``run.timed(seconds) -> Timing``: one call, whose steady
+# epochs run for about ``seconds`` and are clocked apart from the rest.
 Runner = Callable[[int], dict]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One timed call: ``epochs`` steady epochs in ``steady`` seconds, and
+    ``fixed`` seconds that the call cost on top of its epochs (setup,
+    tracing, compiling; None where it was not clocked apart)."""
+
+    steady: float
+    epochs: int
+    fixed: float | None = None
 
 
 # ------------------------------------------------------ hand-written NumPy
@@ -581,6 +604,62 @@ def make_fgraph_fit(w: Workload) -> Runner:
     return run
 
 
+#: Epochs of a timed fgraph-jax call before its clock starts: the first
+#: traces and compiles, the second is the first dispatched with device arrays.
+WARM_EPOCHS = 2
+
+
+def make_fgraph_jax(w: Workload) -> Runner:
+    """``fgraph.train.fit(..., backend="jax")``: each epoch one jitted ``lax.scan``
+    of fgraph's own lowered program and optimiser.
+
+    A fit call traces and compiles its epoch (it keeps nothing compiled from
+    one call to the next), so the runner also has ``timed``: the steady
+    epochs of one call, clocked apart from that fixed cost.
+    """
+    jax = _import_jax()
+    g = fgraph_graph(w)
+    data = {"x": w.X, "y": w.Y}
+    optimizer = optim.sgd(w.lr)
+
+    def fit(epochs: int, progress=None) -> dict:
+        result = train.fit(g, dict(w.params), data, optimizer=optimizer, epochs=epochs, batch_size=w.batch_size,
+                           seed=w.seed, backend="jax", progress=progress)
+        return {k: np.asarray(v) for k, v in result.params.items()}
+
+    def run(epochs: int) -> dict:
+        return fit(epochs)
+
+    def timed(seconds: float) -> Timing:
+        """One fit whose epochs after the first WARM_EPOCHS go on until ``seconds`` have passed.
+
+        fit's progress hook wraps the iterator of epochs: it stamps when each
+        one begins and ends the fit by ending the iteration; before the last
+        stamp it waits for every array JAX holds, so work still queued on the
+        device is inside the clock.
+        """
+        starts = []
+
+        def clock(epoch_numbers):
+            for epoch in epoch_numbers:
+                now = time.perf_counter()
+                if len(starts) > WARM_EPOCHS and now - starts[WARM_EPOCHS] >= seconds:
+                    break
+                starts.append(now)
+                yield epoch
+            jax.block_until_ready(jax.live_arrays())
+            starts.append(time.perf_counter())
+
+        t0 = time.perf_counter()
+        fit(10**9, progress=clock)
+        total = time.perf_counter() - t0
+        epochs, steady = len(starts) - 1 - WARM_EPOCHS, starts[-1] - starts[WARM_EPOCHS]
+        return Timing(steady, epochs, total - steady * (epochs + WARM_EPOCHS) / epochs)
+
+    run.timed = timed
+    return run
+
+
 def make_fgraph_vg(w: Workload) -> Runner:
     """A raw loop: ``value_and_grad(g)(params, batch)`` per batch, a pure NumPy update."""
     vg = fgraph.value_and_grad(fgraph_graph(w))
@@ -678,14 +757,47 @@ def make_torch(w: Workload) -> Runner:
 def _import_jax():
     import jax
 
-    jax.config.update("jax_enable_x64", True)
     return jax
+
+
+def _x64():
+    """float64 for the hand-written JAX, as a context: JAX's global
+    configuration is left as the caller set it, as fgraph's backend leaves it."""
+    return _import_jax().enable_x64(True)
+
+
+def _jax_network_loss(w: Workload, jax):
+    """The mean cross-entropy of workload F's CNN or G's RNN, in ``jax.lax``'s own layers
+    (as :func:`_torch_network_loss` writes them in PyTorch's)."""
+    jnp, lax = jax.numpy, jax.lax
+    if w.model == "cnn":
+        k, size, stages = w.network["kernel"], w.network["pool"], len(w.network["filters"])
+        window = (1, 1, size, size)
+
+        def features(P, x):
+            for i in range(1, stages + 1):
+                z = lax.conv_general_dilated(x, P[f"conv{i}.W"], (1, 1), [(k // 2, k // 2)] * 2,
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
+                z = jax.nn.relu(z + P[f"conv{i}.b"][:, None, None])
+                x = lax.reduce_window(z, -jnp.inf, lax.max, window, window, "VALID")
+            return x.reshape(len(x), -1)
+    else:
+        def features(P, x):
+            rows = jnp.swapaxes(x, 1, 2).reshape(x.shape[0], x.shape[2], -1)  # (B, H, C·W): a step per row
+            h = jnp.zeros((x.shape[0], len(P["rnn.b"])), x.dtype)
+            for t in range(rows.shape[1]):
+                h = jnp.tanh(rows[:, t] @ P["rnn.W_x"].T + P["rnn.b"] + h @ P["rnn.W_h"].T)
+            return h
+
+    def loss(P, x, y):
+        logp = jax.nn.log_softmax(features(P, x) @ P["logits.W"].T + P["logits.b"], axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    return loss
 
 
 def _jax_loss(w: Workload):
     """The workload's objective as a pure ``loss(params, x, y)`` in jax.numpy."""
-    if w.model in ("cnn", "rnn"):
-        raise NotApplicable("not written for the digits networks")
     jax = _import_jax()
     jnp = jax.numpy
     l2 = w.l2_reg
@@ -697,11 +809,13 @@ def _jax_loss(w: Workload):
         def loss(P, x, y):
             r = jnp.tanh(x @ P["W1"].T + P["b1"]) @ P["w2"] + P["b2"] - y
             return jnp.mean(r * r)
-    else:
+    elif w.model == "classifier":
         def loss(P, x, y):
             z = jnp.tanh(x @ P["W1"].T + P["b1"]) @ P["W2"].T + P["b2"]
             logp = jax.nn.log_softmax(z, axis=-1)
             return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+    else:
+        loss = _jax_network_loss(w, jax)
     return loss
 
 
@@ -725,7 +839,8 @@ def _jax_result(P) -> dict:
 def _jax_data(w: Workload):
     """The workload's data as device arrays (put there once, at setup), and a jitted gather."""
     jax = _import_jax()
-    return jax.device_put(w.X), jax.device_put(w.Y), jax.jit(lambda a, order: a[order])
+    with _x64():
+        return jax.device_put(w.X), jax.device_put(w.Y), jax.jit(lambda a, order: a[order])
 
 
 def make_jax_jit(w: Workload) -> Runner:
@@ -733,51 +848,55 @@ def make_jax_jit(w: Workload) -> Runner:
 
     The data lives on the device; each epoch gathers it in visiting order
     (one jitted call), and each step gets the epoch's arrays and the batch's
-    start index, slicing inside the jitted function.
+    start index, slicing inside the jitted function (the batch size is
+    static: a smaller last batch has its own compiled step).
     """
     jax = _import_jax()
     sgd_step = _jax_sgd_step(w)
     X, Y, gather = _jax_data(w)
     B = w.batch_size
 
-    @jax.jit
-    def step(P, Xe, Ye, i):
-        x = jax.lax.dynamic_slice_in_dim(Xe, i, B)
-        return sgd_step(P, x, jax.lax.dynamic_slice_in_dim(Ye, i, B))
+    @functools.partial(jax.jit, static_argnums=4)
+    def step(P, Xe, Ye, i, size):
+        x = jax.lax.dynamic_slice_in_dim(Xe, i, size)
+        return sgd_step(P, x, jax.lax.dynamic_slice_in_dim(Ye, i, size))
 
     def run(epochs: int) -> dict:
-        P = {k: jax.numpy.asarray(v) for k, v in w.params.items()}
-        for epoch in range(epochs):
-            order = epoch_order(w, epoch)
-            Xe, Ye = (X, Y) if order is None else (gather(X, order), gather(Y, order))
-            for i in range(0, w.n, B):
-                P = step(P, Xe, Ye, i)
-        return _jax_result(P)
+        with _x64():
+            P = {k: jax.numpy.asarray(v) for k, v in w.params.items()}
+            for epoch in range(epochs):
+                order = epoch_order(w, epoch)
+                Xe, Ye = (X, Y) if order is None else (gather(X, order), gather(Y, order))
+                for i in range(0, w.n, B):
+                    P = step(P, Xe, Ye, i, min(B, w.n - i))
+            return _jax_result(P)
 
     return run
 
 
 def make_jax_scan(w: Workload) -> Runner:
-    """One jitted ``lax.scan`` over the batches of an epoch, called once per epoch."""
+    """One jitted ``lax.scan`` over the full batches of an epoch, and a last
+    smaller batch (if any) stepped after it in the same function; called once per epoch."""
     jax = _import_jax()
-    if w.n % w.batch_size:
-        raise NotApplicable("lax.scan needs equal batches: batch_size must divide n")
     sgd_step = _jax_sgd_step(w)
     X, Y, _ = _jax_data(w)
-    steps, B = w.steps_per_epoch, w.batch_size
+    B = w.batch_size
+    full = w.n // B
 
     @jax.jit
     def epoch_fn(P, X, Y, order):
         if order is not None:  # decided when tracing: a full batch is used as stored
             X, Y = X[order], Y[order]
-        xs = (X.reshape(steps, B, *X.shape[1:]), Y.reshape(steps, B))
-        return jax.lax.scan(lambda p, xy: (sgd_step(p, *xy), None), P, xs)[0]
+        xs = (X[: full * B].reshape(full, B, *X.shape[1:]), Y[: full * B].reshape(full, B))
+        P = jax.lax.scan(lambda p, xy: (sgd_step(p, *xy), None), P, xs)[0]
+        return P if full * B == w.n else sgd_step(P, X[full * B :], Y[full * B :])
 
     def run(epochs: int) -> dict:
-        P = {k: jax.numpy.asarray(v) for k, v in w.params.items()}
-        for epoch in range(epochs):
-            P = epoch_fn(P, X, Y, epoch_order(w, epoch))
-        return _jax_result(P)
+        with _x64():
+            P = {k: jax.numpy.asarray(v) for k, v in w.params.items()}
+            for epoch in range(epochs):
+                P = epoch_fn(P, X, Y, epoch_order(w, epoch))
+            return _jax_result(P)
 
     return run
 
@@ -798,12 +917,14 @@ def _module_missing(name: str) -> Callable[[], str | None]:
 class Implementation:
     """A way to train a workload: ``make(workload) -> run(epochs) -> params``.
 
-    ``missing()`` says why it cannot run here (None when it can).
+    ``missing()`` says why it cannot run here (None when it can); ``compiled``:
+    its first call traces and compiles, and that time is reported apart.
     """
 
     name: str
     make: Callable[[Workload], Runner]
     missing: Callable[[], str | None] = field(default=lambda: None)
+    compiled: bool = False  # its first call traces and compiles: that time is reported apart
 
 
 IMPLEMENTATIONS = {
@@ -813,9 +934,10 @@ IMPLEMENTATIONS = {
         Implementation("classic", make_classic),
         Implementation("fgraph-fit", make_fgraph_fit),
         Implementation("fgraph-vg", make_fgraph_vg),
+        Implementation("fgraph-jax", make_fgraph_jax, _module_missing("jax"), compiled=True),
         Implementation("torch", make_torch, _module_missing("torch")),
-        Implementation("jax-jit", make_jax_jit, _module_missing("jax")),
-        Implementation("jax-scan", make_jax_scan, _module_missing("jax")),
+        Implementation("jax-jit", make_jax_jit, _module_missing("jax"), compiled=True),
+        Implementation("jax-scan", make_jax_scan, _module_missing("jax"), compiled=True),
     )
 }
 REFERENCE = "numpy"
@@ -851,16 +973,20 @@ def param_difference(params: dict, reference: dict) -> float:
 
 def _check_workload(w: Workload, runners: dict, tolerance: float) -> dict:
     """Run one epoch of every runner and compare its params with the reference's."""
+    t0 = time.perf_counter()
     reference = runners[REFERENCE](1)
+    seconds = {REFERENCE: time.perf_counter() - t0}  # each runner's first call: a compiled one's compiles
     report = {}
     for name, run in runners.items():
         try:
+            t0 = time.perf_counter()
             diff = 0.0 if name == REFERENCE else param_difference(run(1), reference)
+            seconds.setdefault(name, time.perf_counter() - t0)
         except Exception as e:  # a broken implementation is reported, not fatal
             report[name] = {"status": "error", "max_diff": None, "note": f"{type(e).__name__}: {e}"}
             continue
         ok = diff <= tolerance
-        report[name] = {"status": "ok" if ok else "failed", "max_diff": diff,
+        report[name] = {"status": "ok" if ok else "failed", "max_diff": diff, "first_call_s": seconds[name],
                         "note": "" if ok else f"params differ from numpy by {diff:.3g} after one epoch"}
     return report
 
@@ -893,7 +1019,8 @@ def consistency(workloads=None, implementations=None, tolerance: float = TOLERAN
     ``workloads``: keys or prefixes (default all, ``"D"`` = both D's);
     ``implementations``: names (default all; numpy is always included).
     Returns ``{workload: {implementation: {"status", "max_diff", "note"}}}``
-    with status ``"ok"``, ``"failed"`` (differs by more than ``tolerance``),
+    (and ``"first_call_s"``, the seconds of that one-epoch call, where it
+    ran) with status ``"ok"``, ``"failed"`` (differs by more than ``tolerance``),
     ``"error"`` (raised) or ``"skipped"`` (not installed / not written yet).
     """
     keys = select_workloads(workloads)
@@ -919,8 +1046,21 @@ def _time_once(run: Runner, epochs: int) -> float:
     return time.perf_counter() - t0
 
 
-def calibrate(run: Runner, target: float) -> int:
-    """Epochs per measurement so that one takes about ``target`` seconds (also a warm-up)."""
+def measure(run: Runner, epochs: int | None, target: float) -> Timing:
+    """One measurement: ``epochs`` epochs in one call, timed whole, or, for a
+    runner with its own clock, its steady epochs for about ``target`` seconds."""
+    timed = getattr(run, "timed", None)
+    return Timing(_time_once(run, epochs), epochs) if timed is None else timed(target)
+
+
+def calibrate(run: Runner, target: float) -> int | None:
+    """Epochs per measurement so that one takes about ``target`` seconds (also a warm-up).
+
+    None for a runner with its own clock: each of its calls runs for the
+    target (and a call costs it a compile, so none is spent on calibrating).
+    """
+    if getattr(run, "timed", None) is not None:
+        return None
     epochs, elapsed = 1, _time_once(run, 1)
     while elapsed < target / 4 and epochs < 1_000_000:
         epochs *= 4
@@ -935,23 +1075,35 @@ def summarize(samples: list) -> dict:
             "q1": q1, "q3": q3, "samples": samples}
 
 
-def time_workload(w: Workload, runners: dict, repeats: int, target: float) -> dict:
+def time_workload(w: Workload, runners: dict, repeats: int, target: float, first_calls: dict | None = None) -> dict:
     """µs per step of every runner: calibrated, then ``repeats`` interleaved rounds.
 
     Each round runs every implementation once, in an order rotated by one
     per round, so slow drift of the machine touches all of them alike.
+    ``first_calls`` gives the seconds of each runner's first one-epoch call
+    (the consistency check's); for a compiled implementation, ``compile_s``
+    is that call's time over one steady epoch. ``per_call_s`` is the fixed
+    cost of every call, for a runner with its own clock (None otherwise).
     """
     names = list(runners)
     epochs = {n: calibrate(runners[n], target) for n in names}
-    samples = {n: [] for n in names}
+    samples, fixed = {n: [] for n in names}, {n: [] for n in names}
+    counted = {n: [] for n in names}
     for r in range(repeats):
         for n in names[r % len(names):] + names[: r % len(names)]:
-            elapsed = _time_once(runners[n], epochs[n])
-            samples[n].append(1e6 * elapsed / (epochs[n] * w.steps_per_epoch))
+            timing = measure(runners[n], epochs[n], target)
+            samples[n].append(1e6 * timing.steady / (timing.epochs * w.steps_per_epoch))
+            counted[n].append(timing.epochs)
+            if timing.fixed is not None:
+                fixed[n].append(timing.fixed)
     result = {}
     for n in names:
         result[n] = summarize(samples[n])
-        result[n]["epochs_per_sample"] = epochs[n]
+        result[n]["epochs_per_sample"] = statistics.median(counted[n])
+        result[n]["per_call_s"] = statistics.median(fixed[n]) if fixed[n] else None
+        first = (first_calls or {}).get(n)
+        compiled = n in IMPLEMENTATIONS and IMPLEMENTATIONS[n].compiled and first is not None
+        result[n]["compile_s"] = first - 1e-6 * result[n]["median"] * w.steps_per_epoch if compiled else None
     ref = result.get(REFERENCE)
     for n in names:
         result[n]["ratio"] = result[n]["median"] / ref["median"] if ref else None
@@ -1009,25 +1161,54 @@ LEGEND = {
     "fgraph-fit": "`fgraph.train.fit` with `optim.sgd`, whole call / steps",
     "fgraph-vg": "`fgraph.value_and_grad` per batch (validates every call) + a NumPy update",
     "torch": "PyTorch eager, float64, autograd + `p.sub_(p.grad, alpha=lr)`",
+    "fgraph-jax": "`fgraph.train.fit(..., backend=\"jax\")`, each epoch one jitted `lax.scan` of fgraph's"
+                  " lowered program; the steady epochs of a call / steps (its compile apart)",
     "jax-jit": "a jitted step per batch, data on the device",
     "jax-scan": "one jitted `lax.scan` per epoch",
 }
 
 
-#: The issue's targets per step, as (implementation, reference, largest ratio of their medians).
-TARGETS = (("fgraph-fit", "numpy", 1.5), ("fgraph-fit", "torch", 1.0))
+#: The issue's targets per step, as (implementation, reference, largest ratio of their medians,
+#: the workloads it applies to: None for all); a limit of None shows the ratio with no target.
+TARGETS = (
+    ("fgraph-fit", "numpy", 1.5, None),
+    ("fgraph-fit", "torch", 1.0, None),
+    ("fgraph-jax", "jax-scan", 1.2, ("A", "B", "C")),
+    ("fgraph-jax", "jax-scan", 1.1, ("D-ridge", "D-mlp", "E")),
+    ("fgraph-jax", "jax-scan", None, ("F", "G")),
+)
 
 
 def _peer_ratios(timings: dict, workloads: dict) -> list:
-    """Lines giving fgraph-fit's median over numpy's and over torch's, beside the targets, where both ran."""
+    """Lines giving fgraph's medians over its references' (numpy, torch, jax-scan), with the targets, where both ran."""
     lines = []
     for key, t in timings.items():
-        parts = [f"{a} / {b} = {t[a]['median'] / t[b]['median']:.2f} (target ≤ {limit:g})"
-                 for a, b, limit in TARGETS if a in t and b in t]
+        parts = [f"{a} / {b} = {t[a]['median'] / t[b]['median']:.2f}"
+                 + (" (no target)" if limit is None else f" (target ≤ {limit:g})")
+                 for a, b, limit, keys in TARGETS if a in t and b in t and (keys is None or key in keys)]
         if parts:
             lines.append(f"- {key}: " + "; ".join(parts))
-    return ["", "fgraph's fit against the floor and against PyTorch (ratios of medians, same run):", ""] + lines \
+    return ["", "fgraph against the floor, PyTorch and hand-written JAX (ratios of medians, same run):", ""] + lines \
         if lines else []
+
+
+def _compile_table(timings: dict) -> list:
+    """Lines of a table of the compiled implementations' first-call and per-call costs, in seconds."""
+    names = [n for n in IMPLEMENTATIONS if any(t.get(n, {}).get("compile_s") is not None for t in timings.values())]
+    if not names:
+        return []
+    lines = ["", "Compiling (s): a compiled implementation's first call (one epoch) minus one steady epoch;"
+             " after the slash, what every later call costs on top of its epochs (fgraph-jax's fit compiles"
+             " its epoch on each call):", "",
+             "| workload | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key, t in timings.items():
+        cells = []
+        for n in names:
+            c = t.get(n, {})
+            cell = "–" if c.get("compile_s") is None else f"{c['compile_s']:.2f}"
+            cells.append(cell + ("" if c.get("per_call_s") is None else f" / {c['per_call_s']:.2f}"))
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _load_text(load) -> str:
@@ -1058,6 +1239,7 @@ def markdown(report: dict) -> str:
     for key, t in timings.items():
         cells = [f"{_fmt(t[n]['min'])}–{_fmt(t[n]['max'])}" if n in t else "–" for n in names]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += _compile_table(timings)
     lines += _peer_ratios(timings, workloads)
     lines += ["", "Implementations:", ""] + [f"- {n}: {LEGEND[n]}" for n in names if n in LEGEND]
     lines.append("- every one visits the examples in `fgraph.train.epoch_permutation` order; a full batch"
@@ -1160,7 +1342,8 @@ def run_bench(workload_keys, names, repeats: int, target: float, log=print) -> d
             log(f"[{key}] the numpy reference failed; no timings", file=sys.stderr)
             continue
         log(f"[{key}] timing {len(passing)} implementations × {repeats} repeats", file=sys.stderr)
-        report["timings"][key] = time_workload(w, passing, repeats, target)
+        first_calls = {n: checks[n]["first_call_s"] for n in passing}
+        report["timings"][key] = time_workload(w, passing, repeats, target, first_calls)
     report["load_average"] = {"before": list(load_before), "after": list(os.getloadavg())}
     return report
 
