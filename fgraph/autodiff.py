@@ -44,16 +44,6 @@ def _owner(arr):
     return arr
 
 
-def _owners(held) -> set:
-    """The ids of the owners of the arrays in the mappings of ``held``."""
-    taken = set()
-    for group in held:
-        for v in group.values():
-            if type(v) is np.ndarray:  # a NumPy scalar is immutable and owns nothing a result could share
-                taken.add(id(v if v.base is None else _owner(v)))
-    return taken
-
-
 def detached(results: Mapping, *held: Mapping) -> dict:
     """Read-only results that share no memory with the arrays in ``held``
     (what the caller passed in), with each other, or with anything that
@@ -67,7 +57,14 @@ def detached(results: Mapping, *held: Mapping) -> dict:
     where they are, without a copy. A 0-d result comes back as a NumPy
     float, which is immutable.
     """
-    taken = _owners(held)
+    taken = set()  # ids of the owners of the memory that results may not share
+    for group in held:
+        for v in group.values():
+            if type(v) is np.ndarray:  # a NumPy scalar is immutable and owns nothing a result could share
+                base = v.base
+                # NumPy points a view at the array owning the memory: a longer walk is rare
+                taken.add(id(v if base is None else base if type(base) is np.ndarray and base.base is None
+                             else _owner(base)))
     out = {}
     for k, v in results.items():
         if type(v) is np.ndarray and v.ndim:

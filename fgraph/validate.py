@@ -296,20 +296,20 @@ def _data_pass(given: dict, specs: tuple, squeeze: bool):
         shape = a.shape
         if shape == example:
             size = None
-        elif len(shape) == len(example) + 1 and shape[1:] == example and shape[0]:
+        elif shape[1:] == example and shape[0]:  # and shape ≠ example: one axis more, the batch's
             size = shape[0]
         else:
             return None
-        if size != batch:
-            if batch is not _MISFIT:
-                return None
+        if batch is _MISFIT:
             batch = size
+        elif size != batch:
+            return None
         if size == 1 and squeeze:
             a = a[0]
         if classes is not None:
             if not _labels_ok(a, classes):
                 return None
-        elif not (_isfinite(a.dot(a)) if a.ndim == 1 else _finite(a)):
+        elif not (_isfinite(a) if type(a) is np.float64 else _isfinite(a.dot(a)) if a.ndim == 1 else _finite(a)):
             return None
         out[name] = a
     return out, None if batch is _MISFIT or (batch == 1 and squeeze) else batch

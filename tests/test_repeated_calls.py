@@ -195,6 +195,9 @@ def _bad_calls(kind: str, params: dict, data: dict) -> list:
         bad += [(f"{value} in y", params, _with(data, "y", value), ValueError, "data 'y' contains NaN")
                 for value in (np.nan, np.inf)]
         bad += [("a NumPy float for a vector param", {**params, "b1": np.float64(0.5)}, data, fg.ShapeError, "b1")]
+        bad += [("NaN in a 0-d param", {**params, "b2": np.array(np.nan)}, data, ValueError, "param 'b2' contains NaN")]
+        if np.ndim(data["y"]) == 0:
+            bad += [("NaN in a 0-d y", params, {**data, "y": np.array(np.nan)}, ValueError, "data 'y' contains NaN")]
     return bad
 
 
@@ -316,11 +319,14 @@ def _leak():
                      vjps=(lambda g, out, a, b: b, lambda g, out, a, b: a))
 
 
+@pytest.mark.parametrize("memory", ["array", "buffer"])
 @pytest.mark.parametrize("layout", ["one", "example"])
-def test_results_on_the_cheap_path_are_read_only_and_share_memory_with_nothing(layout):
+def test_results_on_the_cheap_path_are_read_only_and_share_memory_with_nothing(layout, memory):
     x, w = fg.input("x", (3,)), fg.param("w", (3,))
     g = fg.graph(objective=fg.mean(apply(_leak(), w, x)))
     X = np.arange(15.0).reshape(5, 3)
+    if memory == "buffer":  # an array on memory it does not own (a buffer, as a memory map gives): a longer chain
+        X = np.frombuffer(bytearray(X.tobytes()), dtype=np.float64).reshape(5, 3)
     params, data = {"w": np.array([1.0, -2.0, 0.5])}, {"x": X[LAYOUTS[layout]]}
     assert _validator(g)._fast(params, data) is not None
     # With respect to x too, a batch keeps its axis, which the leaky rule does not sum away: one example only.
