@@ -277,7 +277,7 @@ def program_one():
 
 def _epoch_function(step, n: int, batch_size: int, shard):
     """The jitted epoch: ``(params, opt_state, running, data, order, start) ->
-    (params, opt_state, running, failed)``, one ``lax.scan`` over the full
+    (params, opt_state, [running, failed])``, one ``lax.scan`` over the full
     batches from step ``start`` on (static) and one step for a smaller last
     batch. ``order`` None uses the data in stored order (one batch of all).
     ``failed`` is the index of the first step whose objective, gradients or
@@ -307,7 +307,9 @@ def _epoch_function(step, n: int, batch_size: int, shard):
                                 (jnp.arange(first, full), xs))
         if n % B and start <= full:
             carry = one(carry, {k: v[full * B :] for k, v in data.items()}, full, n - full * B)
-        return carry
+        params, opt_state, running, failed = carry
+        # One array for the two numbers the host needs after every epoch: one transfer, not two.
+        return params, opt_state, jnp.stack([running, failed.astype(running.dtype)])
 
     return jax.jit(epoch, static_argnums=5)
 
@@ -333,6 +335,12 @@ def _sharding(devices: int | None, batch_size: int):
         return {k: lax.with_sharding_constraint(v, split) for k, v in batch.items()}
 
     return shard
+
+
+def _typed(leaf):
+    """A leaf of an optimiser state as the jitted epoch takes it: a JAX array
+    as it is (no trip through the host), a Python number as a typed array."""
+    return leaf if isinstance(leaf, jax.Array) else np.asarray(leaf)
 
 
 def _like(template, value):
@@ -382,11 +390,12 @@ class JaxFold(Fold):
         """The carry after the rest of epoch ``carry.epoch``; a ``Diverged``
         at the first step whose values are not all finite."""
         order = self._order(carry.epoch)
-        opt_state = jax.tree_util.tree_map(np.asarray, carry.opt_state)  # Python numbers as typed arrays
+        opt_state = jax.tree_util.tree_map(_typed, carry.opt_state)
         with x64():
-            params, opt_state, running, failed = self.run_epoch(
-                carry.params, opt_state, carry.running, self.data, order, start)
-            failed, running = int(failed), np.float64(running)
+            params, opt_state, status = self.run_epoch(
+                carry.params, opt_state, np.float64(carry.running), self.data, order, start)
+            running, failed = np.asarray(status)
+            failed = int(failed)
             if failed >= 0:
                 at = Carry(carry.epoch, params, opt_state, carry.step + failed - start, running, carry.mean)
                 raise Diverged(at, self._why(params, opt_state, order, failed))
