@@ -20,6 +20,7 @@ contributions of its uses (see :func:`merge_grads`).
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from functools import reduce
@@ -29,6 +30,7 @@ import toolz
 
 from fgraph import validate
 from fgraph.arrays import frozen
+from fgraph.backends import check_backend, load_jax
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Graph
 from fgraph.program import ONE, Program
@@ -130,14 +132,26 @@ def _inputs_for(g: Graph, program, params, data):
     return p, d, batch
 
 
+def _on(backend: str, numpy_run: Callable, jax_run: str, program) -> Callable:
+    """The function that runs ``program`` on ``backend``: ``numpy_run``, or
+    the JAX backend's function ``jax_run`` bound to the program (results
+    come back as NumPy arrays either way)."""
+    if check_backend(backend) == "numpy":
+        return numpy_run
+    return functools.partial(getattr(load_jax(), jax_run), program)
+
+
 def forward(
-    g: Graph, params: Params, data: Data | None = None, outputs: Iterable[str] | str | None = None
+    g: Graph, params: Params, data: Data | None = None, outputs: Iterable[str] | str | None = None,
+    backend: str = "numpy",
 ) -> dict[str, np.ndarray]:
     """Evaluate the graph: ``{output name: value}`` for every requested output.
 
     A call needs every param and input that the requested outputs depend on
     (a prediction needs no ``y``); a name the graph does not have is an
     error; a name the graph has but these outputs do not need is ignored.
+    ``backend="jax"`` runs the same program compiled by XLA
+    (:mod:`fgraph.backends`).
     """
     _check_graph(g)
     names = list(g.outputs) if outputs is None else [outputs] if isinstance(outputs, str) else list(outputs)
@@ -145,8 +159,9 @@ def forward(
     if unknown or not names:
         raise GraphError(f"unknown outputs {unknown}; the graph's outputs are {list(g.outputs)}")
     program = g.programs.forward(names)
+    run = _on(backend, program.run, "run_forward", program)
     p, d, batch = _inputs_for(g, program, params, data)
-    values = program.run(p, d, batch)
+    values = run(p, d, batch)
     return detached(dict(zip(names, values)), p, d)
 
 
@@ -160,12 +175,14 @@ def _check_scalar(g: Graph, output: str) -> None:
 
 
 def value_and_grad(
-    g: Graph, output: str = "objective", wrt: Iterable[str] | str | None = None
+    g: Graph, output: str = "objective", wrt: Iterable[str] | str | None = None, backend: str = "numpy"
 ) -> Callable[[Params, Data | None], tuple[np.float64, dict[str, np.ndarray]]]:
     """Return ``f(params, data) -> (value, grads)`` for a scalar output.
 
     ``grads`` maps every param (or every name in ``wrt``, which may include
     data inputs) to ∂output/∂name. The program is compiled here, once.
+    ``backend="jax"``: the same program and VJPs, compiled by XLA (once per
+    batch size), the results NumPy arrays.
     """
     program = scalar_program(g, output, wrt)
     # A batch of one is evaluated as its example, as fit does (the batch
@@ -173,7 +190,7 @@ def value_and_grad(
     # with respect to data and must keep the batch axis.
     squeeze = not any(name in g.inputs for name in program.wrt)
     check = validate.Validator.of(g, program.param_names, program.input_names, squeeze)
-    run = program.run_value_and_grad
+    run = _on(backend, program.run_value_and_grad, "run_value_and_grad", program)
 
     def value_and_grad_fn(params: Params, data: Data | None = None):
         p, d, batch = check(params, data)
@@ -185,10 +202,10 @@ def value_and_grad(
 
 
 def grad(
-    g: Graph, output: str = "objective", wrt: Iterable[str] | str | None = None
+    g: Graph, output: str = "objective", wrt: Iterable[str] | str | None = None, backend: str = "numpy"
 ) -> Callable[[Params, Data | None], dict[str, np.ndarray]]:
     """Return ``f(params, data) -> grads``: :func:`value_and_grad` without the value."""
-    f = value_and_grad(g, output, wrt)
+    f = value_and_grad(g, output, wrt, backend)
     return lambda params, data=None: f(params, data)[1]
 
 
@@ -199,14 +216,16 @@ def backward(
     output: str = "objective",
     cotangent: ArrayLike | None = None,
     wrt: Iterable[str] | str | None = None,
+    backend: str = "numpy",
 ) -> dict[str, np.ndarray]:
     """The vector-Jacobian product ``cotangentᵀ ∂output/∂name`` for every param (or ``wrt``).
 
     ``cotangent`` has the shape of the output's value (with the batch axis
     when the output carries it); it defaults to 1 for a scalar output, where
-    the result is the gradient.
+    the result is the gradient. ``backend="jax"`` runs it compiled by XLA.
     """
     program = _program(g, output, wrt)
+    run = _on(backend, program.run_value_and_grad, "run_value_and_grad", program)
     p, d, batch = _inputs_for(g, program, params, data)
     node = g.outputs[output]
     shape = ((batch,) if node.batched and batch is not None else ()) + node.shape
@@ -219,5 +238,5 @@ def backward(
         if cotangent.shape != shape:
             raise ShapeError(f"the cotangent has shape {cotangent.shape}; output {output!r} has shape {shape}")
         validate.check_finite(cotangent, "cotangent")
-    _, grads = program.run_value_and_grad(p, d, cotangent, batch)
+    _, grads = run(p, d, cotangent, batch)
     return detached(grads, p, d, {"cotangent": cotangent})

@@ -257,3 +257,47 @@ def test_a_user_rule_that_writes_into_an_array_is_an_error_naming_its_primitive_
     train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=2)  # NumPy runs it
     with pytest.raises(jb.LoweringError, match=r"primitive 'clamp' \(node 'clamped'\): its VJP of argument 0"):
         train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=2, backend="jax")
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn", "mlp"])
+@pytest.mark.parametrize("rows", [5, 1, None])  # a batch, a batch of one, one example
+def test_forward_value_and_grad_and_backward_on_jax_equal_numpys(kind, rows):
+    import models
+    from models import datasets
+
+    digits = datasets.load_digits()
+    model = {"cnn": models.cnn_classifier, "rnn": models.rnn_classifier,
+             "mlp": lambda: models.mlp_classifier(64, 8, 10)}[kind]()
+    X = digits.X_train[:5].reshape(5, -1) if kind == "mlp" else digits.X_train[:5]
+    data = {"x": X[0], "y": digits.y_train[0]} if rows is None else {"x": X[:rows], "y": digits.y_train[:rows]}
+    params, g = model.init(3), model.graph
+    want_value, want_grads = fg.value_and_grad(g)(params, data)
+    got_value, got_grads = fg.value_and_grad(g, backend="jax")(params, data)
+    assert type(got_value) is np.float64
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-13)
+    for name, want in want_grads.items():
+        got = got_grads[name]
+        assert type(got) is np.ndarray and not got.flags.writeable and got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-15, err_msg=name)
+    inputs = {"x": data["x"]}
+    want_p = fg.forward(g, params, inputs, outputs="prediction")["prediction"]
+    got_p = fg.forward(g, params, inputs, outputs="prediction", backend="jax")["prediction"]
+    np.testing.assert_allclose(got_p, want_p, rtol=1e-12, atol=1e-15)
+    cotangent = np.random.default_rng(1).normal(size=want_p.shape)
+    want_b = fg.backward(g, params, inputs, output="prediction", cotangent=cotangent)
+    got_b = fg.backward(g, params, inputs, output="prediction", cotangent=cotangent, backend="jax")
+    for name, want in want_b.items():
+        np.testing.assert_allclose(got_b[name], want, rtol=1e-10, atol=1e-15, err_msg=name)
+
+
+def test_the_functional_api_checks_its_backend_and_its_inputs_on_jax_too():
+    g, params, data = linear_problem()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fg.value_and_grad(g, backend="cuda")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fg.forward(g, params, data, backend=None)
+    bad = {**params, "w": np.array([1.0, np.nan, 0.0])}
+    with pytest.raises(ValueError, match="'w'"):
+        fg.value_and_grad(g, backend="jax")(bad, data)
+    with pytest.raises(ShapeError):
+        fg.value_and_grad(g, backend="jax")({**params, "w": np.zeros(4)}, data)
