@@ -391,6 +391,7 @@ class _Carry(NamedTuple):
     step: int
     running: float
     mean: float
+    healthy: Any = True  # a compiled fold's device-side flag: every epoch since the last check was finite
 
 
 @attrs.frozen(eq=False)
@@ -417,6 +418,13 @@ class _Fold:
         epoch ``carry.epoch``; raises ``NonFinite`` when an objective is."""
         inner = reduce(self.fast, batches, (carry.params, carry.opt_state, carry.running))
         return self.close(carry, inner, len(batches))
+
+    #: How many steps may pass between two checks of the params (see :meth:`finite`).
+    check_steps = CHECK_STEPS
+
+    def replay(self, verified: _Carry, last_epoch: int, history: list, metrics: list) -> _Carry:
+        """Find the step that failed after ``verified`` (see :func:`_replay`) and raise its DivergenceError."""
+        return _replay(self, verified, last_epoch, history, metrics)
 
     def finite(self, carry: _Carry) -> bool:
         """Whether every param of ``carry`` is finite (the fast steps check only the objective)."""
@@ -495,7 +503,7 @@ def _advance(fold: _Fold, carry: _Carry, verified: _Carry, check: bool, history:
                 raise NonFinite
             verified = carry
     except NonFinite:
-        _replay(fold, verified, carry.epoch, history, metrics)
+        carry = verified = fold.replay(verified, carry.epoch, history, metrics)
     except _Diverged as failed:
         raise _diverged(fold.state(failed.carry, history, metrics), fold.steps_per_epoch, failed.why) from None
     return carry, verified
@@ -595,7 +603,7 @@ def _run(fold: _Fold, state: TrainState, epochs: int, edges: _Edges) -> TrainSta
     # the caller's dicts out. A fit that evaluates nothing keeps none: an empty list, never appended to.
     metrics = [dict(m) for m in state.metrics] or [{} for _ in state.history if edges.evaluate is not None]
     history = list(state.history)
-    check_every, edges = max(1, CHECK_STEPS // fold.steps_per_epoch), edges.opened(state.epoch, epochs)
+    check_every, edges = max(1, fold.check_steps // fold.steps_per_epoch), edges.opened(state.epoch, epochs)
     watching, quiet = edges.watching, not edges.watching and edges.bar is None
     try:
         for _ in edges.wrap(range(state.epoch, epochs)):

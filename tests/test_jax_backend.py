@@ -220,7 +220,8 @@ MULTI_DEVICE = textwrap.dedent(
                                      "jax", 4)
     with jax.enable_x64(True):
         opt_state = jax.tree_util.tree_map(np.asarray, state.opt_state)
-        hlo = fold.run_epoch.lower(dict(state.params), opt_state, 0.0, fold.data, np.arange(200), 0).compile().as_text()
+        lowered = fold.epochs.fast.lower(dict(state.params), opt_state, 0.0, True, fold.data, np.arange(200), 0)
+        hlo = lowered.compile().as_text()
     print(json.dumps({"devices": len(jax.devices()), "error": error, "all_reduce": "all-reduce" in hlo}))
     """
 )
@@ -301,3 +302,13 @@ def test_the_functional_api_checks_its_backend_and_its_inputs_on_jax_too():
         fg.value_and_grad(g, backend="jax")(bad, data)
     with pytest.raises(ShapeError):
         fg.value_and_grad(g, backend="jax")({**params, "w": np.zeros(4)}, data)
+
+
+def test_a_sum_of_finite_objectives_that_overflows_is_not_a_divergence_on_either_backend():
+    g, params, data = linear_problem()
+    huge = {**data, "y": np.full(64, 1e154)}  # each squared error ~1e308, finite; their sum is not
+    results = [train.fit(g, params, huge, optimizer=optim.sgd(1e-300), epochs=2, batch_size=1, backend=backend)
+               for backend in ("numpy", "jax")]
+    assert results[0].history[0] == results[1].history[0] == np.inf
+    for name in params:
+        np.testing.assert_allclose(results[1].params[name], results[0].params[name], rtol=1e-12)

@@ -42,7 +42,7 @@ from fgraph.backends.lowering import Lowering
 from fgraph.primitive import Primitive
 from fgraph.train import TrainState, epoch_permutation
 from fgraph.train import _Carry as Carry  # the fold's own pieces, shared with the NumPy fold
-from fgraph.train import _Diverged as Diverged
+from fgraph.train import _diverged as diverged
 from fgraph.train import _Fold as Fold
 
 # ------------------------------------------------------------- namespaces
@@ -275,15 +275,65 @@ def program_one():
     return jnp.float64(1.0)
 
 
-def _epoch_function(step, n: int, batch_size: int, shard):
-    """The jitted epoch: ``(params, opt_state, running, data, order, start) ->
-    (params, opt_state, [running, failed])``, one ``lax.scan`` over the full
-    batches from step ``start`` on (static) and one step for a smaller last
-    batch. ``order`` None uses the data in stored order (one batch of all).
-    ``failed`` is the index of the first step whose objective, gradients or
-    new params were not finite (-1: none); from it on, the carry is kept."""
-    B = batch_size
+def _batches(data, order, start: int, n: int, B: int):
+    """``(scanned, last)``: the epoch's full batches from step ``start`` on,
+    stacked for ``lax.scan`` (``(steps, B, ...)``, or ``(steps, ...)``
+    examples for B = 1; None when there are none), and the smaller last
+    batch (None when B divides n or ``start`` is past it). ``order`` None
+    keeps the stored order (one batch of all)."""
+    if order is not None:
+        data = {k: jnp.take(v, order, axis=0) for k, v in data.items()}
     full = n // B
+    first = min(start, full)
+    scanned = None
+    if full > first:
+        if B == 1:  # examples, without a batch axis
+            scanned = {k: v[first:full] for k, v in data.items()}
+        else:
+            scanned = {k: v[first * B : full * B].reshape((full - first, B) + v.shape[1:]) for k, v in data.items()}
+    last = {k: v[full * B :] for k, v in data.items()} if n % B and start <= full else None
+    return scanned, last
+
+
+def _fast_epoch(step, n: int, batch_size: int, shard):
+    """The jitted epoch as a fit runs it: ``(params, opt_state, running,
+    healthy, data, order, start) -> (params, opt_state, mean, healthy)``,
+    one ``lax.scan`` over the full batches from step ``start`` on (static)
+    and one step for a smaller last batch; ``mean`` is the epoch's mean
+    objective, ``healthy`` stays true while the sums of the objectives and
+    every param are finite. Nothing else is checked per step, as in the
+    NumPy fold: a NaN or inf gradient makes the params so, and a failed
+    epoch is run again by :func:`_checked_epoch`. Everything the host
+    needs is computed here: an operation on a device array outside a
+    compiled function costs a dispatch of its own."""
+    size = None if batch_size == 1 else batch_size
+    steps = -(-n // batch_size)
+
+    def one(carry, batch, size):
+        params, opt_state, running = carry
+        value, _, new_params, new_state = step(params, opt_state, shard(batch, size), size)
+        return new_params, new_state, running + value
+
+    def epoch(params, opt_state, running, healthy, data, order, start):
+        scanned, last = _batches(data, order, start, n, batch_size)
+        carry = (params, opt_state, running)
+        if scanned is not None:
+            carry, _ = lax.scan(lambda c, batch: (one(c, batch, size), None), carry, scanned)
+        if last is not None:
+            carry = one(carry, last, len(next(iter(last.values()))))
+        params, opt_state, running = carry
+        return params, opt_state, running / steps, healthy & jnp.isfinite(running) & _all_finite(params)
+
+    return jax.jit(epoch, static_argnums=6)
+
+
+def _checked_epoch(step, n: int, batch_size: int, shard):
+    """The epoch of :func:`_fast_epoch` checking every step, compiled only
+    when an epoch failed: ``... -> (params, opt_state, [running, failed])``,
+    ``failed`` the index of the first step whose objective, gradients or new
+    params were not finite (-1: none); from it on, the carry is kept, so the
+    result is the last finite state."""
+    size = None if batch_size == 1 else batch_size
 
     def one(carry, batch, k, size):
         params, opt_state, running, failed = carry
@@ -293,22 +343,16 @@ def _epoch_function(step, n: int, batch_size: int, shard):
                 jnp.where((failed < 0) & ~ok, k, failed))
 
     def epoch(params, opt_state, running, data, order, start):
-        if order is not None:
-            data = {k: jnp.take(v, order, axis=0) for k, v in data.items()}
-        carry = (params, opt_state, running, jnp.int64(-1))
+        scanned, last = _batches(data, order, start, n, batch_size)
+        full = n // batch_size
         first = min(start, full)
-        if full > first:
-            if B == 1:  # examples, without a batch axis
-                xs = {k: v[first:full] for k, v in data.items()}
-            else:
-                xs = {k: v[first * B : full * B].reshape((full - first, B) + v.shape[1:]) for k, v in data.items()}
-            size = None if B == 1 else B
-            carry, _ = lax.scan(lambda c, kx: (one(c, kx[1], kx[0], size), None), carry,
-                                (jnp.arange(first, full), xs))
-        if n % B and start <= full:
-            carry = one(carry, {k: v[full * B :] for k, v in data.items()}, full, n - full * B)
+        carry = (params, opt_state, running, jnp.int64(-1))
+        if scanned is not None:
+            carry, _ = lax.scan(lambda c, kb: (one(c, kb[1], kb[0], size), None), carry,
+                                (jnp.arange(first, full), scanned))
+        if last is not None:
+            carry = one(carry, last, full, len(next(iter(last.values()))))
         params, opt_state, running, failed = carry
-        # One array for the two numbers the host needs after every epoch: one transfer, not two.
         return params, opt_state, jnp.stack([running, failed.astype(running.dtype)])
 
     return jax.jit(epoch, static_argnums=5)
@@ -366,6 +410,24 @@ def _describe(step, params, opt_state, batch, size) -> str:
     return f"the update made param {first_non_finite(new_params)!r} non-finite"
 
 
+class Epochs:
+    """The compiled epochs of one (program, optimiser, examples, batch size,
+    devices): ``fast`` always, ``checked`` compiled on first use. Kept in
+    the program's cache, so that a fit resumed, or run again with the same
+    optimiser, compiles nothing."""
+
+    def __init__(self, step, n: int, batch_size: int, shard):
+        self.fast = _fast_epoch(step, n, batch_size, shard)
+        self._make_checked = lambda: _checked_epoch(step, n, batch_size, shard)
+        self._checked = None
+
+    @property
+    def checked(self):
+        if self._checked is None:
+            self._checked = self._make_checked()
+        return self._checked
+
+
 @attrs.frozen(eq=False)
 class JaxFold(Fold):
     """A fit's fold on this backend: each epoch one call of a jitted
@@ -373,7 +435,7 @@ class JaxFold(Fold):
     and the optimiser's state stay on the device. :meth:`state` brings
     them back as NumPy arrays, shaped like the NumPy backend's."""
 
-    run_epoch: Callable = None
+    epochs: Epochs = None
     step: Callable = None
     data: Mapping = None
     host_data: Mapping = None
@@ -386,24 +448,48 @@ class JaxFold(Fold):
     def _order(self, epoch: int):
         return None if self.batch_size >= self.num_examples else epoch_permutation(self.num_examples, self.seed, epoch)
 
-    def epoch(self, carry: Carry, start: int) -> Carry:
-        """The carry after the rest of epoch ``carry.epoch``; a ``Diverged``
-        at the first step whose values are not all finite."""
+    #: A check waits for the device: check rarely (a failure replays from the last check).
+    check_steps = 1 << 14
+
+    def _args(self, carry: Carry, start: int) -> tuple:
         order = self._order(carry.epoch)
         opt_state = jax.tree_util.tree_map(_typed, carry.opt_state)
+        return (carry.params, opt_state, np.float64(carry.running), self.data, order, start), order
+
+    def epoch(self, carry: Carry, start: int) -> Carry:
+        """The carry after the rest of epoch ``carry.epoch``, without waiting
+        for it: the device runs it while the host goes on, and
+        :meth:`finite` looks at the result when ``fit`` checks."""
+        (params, opt_state, running, data, order, start), _ = self._args(carry, start)
+        healthy = carry.healthy if isinstance(carry.healthy, jax.Array) else np.bool_(carry.healthy)
         with x64():
-            params, opt_state, status = self.run_epoch(
-                carry.params, opt_state, np.float64(carry.running), self.data, order, start)
-            running, failed = np.asarray(status)
-            failed = int(failed)
-            if failed >= 0:
-                at = Carry(carry.epoch, params, opt_state, carry.step + failed - start, running, carry.mean)
-                raise Diverged(at, self._why(params, opt_state, order, failed))
-        return self.close(carry, (params, opt_state, running), self.steps_per_epoch - start)
+            params, opt_state, mean, healthy = self.epochs.fast(params, opt_state, running, healthy, data, order, start)
+        return Carry(carry.epoch + 1, params, opt_state, carry.step + self.steps_per_epoch - start, 0.0, mean, healthy)
 
     def finite(self, carry: Carry) -> bool:
-        """True: the compiled epoch checked every step's params already."""
-        return True
+        """Whether every epoch up to ``carry`` had a finite objective sum and finite params (waits for them)."""
+        return bool(carry.healthy)
+
+    def replay(self, verified: Carry, last_epoch: int, history: list, metrics: list) -> Carry:
+        """Run the epochs from ``verified`` up to ``last_epoch`` again, checking
+        every step, and raise the DivergenceError of the first that fails;
+        the carry at ``last_epoch`` if none does (a sum of finite objectives
+        that overflowed: not a divergence, as on NumPy)."""
+        carry = verified
+        while carry.epoch < last_epoch:
+            start = self.batches(carry)
+            args, order = self._args(carry, start)
+            with x64():
+                params, opt_state, status = self.epochs.checked(*args)
+                running, failed = np.asarray(status)
+                if failed >= 0:
+                    at = Carry(carry.epoch, params, opt_state, carry.step + int(failed) - start, running, carry.mean)
+                    why = self._why(params, opt_state, order, int(failed))
+                    raise diverged(self.state(at, history, metrics), self.steps_per_epoch, why)
+            carry = self.close(carry, (params, opt_state, running), self.steps_per_epoch - start)
+            if carry.epoch <= len(history):  # the fast fold's entry for this epoch: now known on the host
+                history[carry.epoch - 1] = carry.mean
+        return carry
 
     def _why(self, params, opt_state, order, k: int) -> str:
         """Why step ``k`` of the epoch visiting ``order`` fails."""
@@ -423,16 +509,23 @@ class JaxFold(Fold):
             opt_state=jax.tree_util.tree_map(_like, self.template, to_numpy(carry.opt_state)),
             running=np.float64(carry.running),
         )
+        # The epochs' means arrive as device scalars; each is brought over once, here, in fit's own list.
+        for i in range(len(history) - 1, -1, -1):
+            if not isinstance(history[i], jax.Array):
+                break
+            history[i] = np.float64(history[i])
         return super().state(host, history, metrics)
 
 
 def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mapping, devices) -> JaxFold:
     """The :class:`JaxFold` of a fit: ``fixed`` holds the fields every fold
     has (steps_per_epoch, seed, batch_size, num_examples, optimizer)."""
-    step = _step_function(program, optimizer)
-    shard = _sharding(devices, fixed["batch_size"])
+    n, batch_size = fixed["num_examples"], fixed["batch_size"]
+    shard = _sharding(devices, batch_size)
+    step = _cached(program, ("jax", "step", optimizer), lambda: _step_function(program, optimizer))
+    epochs = _cached(program, ("jax", "epochs", optimizer, n, batch_size, devices),
+                     lambda: Epochs(step, n, batch_size, shard))
     with x64():
         device_data = {k: jnp.asarray(v) for k, v in data.items()}
-    run_epoch = _epoch_function(step, fixed["num_examples"], fixed["batch_size"], shard)
-    return JaxFold(fast=None, checked=None, batcher=None, **fixed, run_epoch=run_epoch, step=step,
+    return JaxFold(fast=None, checked=None, batcher=None, **fixed, epochs=epochs, step=step,
                    data=device_data, host_data=dict(data), template=state.opt_state)
