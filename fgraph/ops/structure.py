@@ -230,9 +230,12 @@ def concat(*args):
     batch. VJP: each node gets its slice of g along ``axis`` (an unbatched
     node, the sum of its slices over the batch).
     """
-    *arrays, axis, ndim = args
-    arrays, batch = _lined_up(arrays, ndim)
-    return np.concatenate(arrays, axis=axis + batch)
+    arrays, axis, ndim = args[:-2], args[-2], args[-1]
+    for a in arrays:
+        if a.ndim == ndim:  # one without the batch axis (or no batch at all): line them up
+            arrays, batch = _lined_up(arrays, ndim)
+            return np.concatenate(arrays, axis=axis + batch)
+    return np.concatenate(arrays, axis=axis + 1)  # every one batched: the per-step case of an RNN
 
 
 def _stack_shape(*shapes, axis, ndim) -> tuple:
