@@ -709,7 +709,10 @@ def fit(g: Graph, params: Mapping | None, data: Mapping, *, optimizer, epochs: i
 
     ``backend="jax"`` runs each epoch as one compiled ``lax.scan`` of the
     same program and optimiser (:mod:`fgraph.backends.jax_backend`): the
-    same batches, states and errors, values equal to rounding;
+    same batches, states and errors, values equal to rounding (the host
+    looks at the values every 16,384 steps, at the end and whenever
+    ``evaluate`` or ``on_epoch`` watch; a failure is run again step by step
+    to name it);
     ``devices=n`` splits every batch over n devices (data parallel, the
     params replicated; ``batch_size`` a multiple of n).
     """
