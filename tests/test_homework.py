@@ -26,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import attrs
@@ -43,7 +44,7 @@ if str(SCRIPTS) not in sys.path:  # the job's packages (jobs, assignment, report
 from assignment import EXPERIMENTS, HOMEWORK  # noqa: E402
 from jobs import Cache, Experiment, LearningCurve, Options, Outcome, Plot, registry, run_job  # noqa: E402
 from jobs.outcome import outside_bands, results_entry, within_published  # noqa: E402
-from jobs.workers import completed, run_task, worker_pool  # noqa: E402
+from jobs.workers import completed, run_task, start_method, worker_pool  # noqa: E402
 from report import content  # noqa: E402
 from report.document import Paragraph  # noqa: E402
 from report.numbers import band  # noqa: E402
@@ -572,3 +573,10 @@ def test_no_function_of_the_job_is_longer_than_fifty_lines():
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50]
     assert not long, long
+
+
+def test_workers_are_not_forked_from_a_process_where_jax_runs(monkeypatch):
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    assert start_method() == "fork"  # this platform forks; the workers inherit the modules
+    monkeypatch.setitem(sys.modules, "jax", types.ModuleType("jax"))
+    assert start_method() in ("forkserver", "spawn")  # JAX's threads would not survive a fork

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-from jobs import Cache
 
 import fgraph
 import models
 from assignment.data import blobs, regression_problem
+from jobs import Cache
 
 M, D = 4, 3  # the affine map's output and input sizes
 

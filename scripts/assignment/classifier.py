@@ -6,11 +6,11 @@ import time
 
 import attrs
 import numpy as np
-from jobs import Context, Experiment, LearningCurve, Outcome
 
 import models
 from assignment.data import FitTime, blobs, history
 from fgraph import optim, train
+from jobs import Context, Experiment, LearningCurve, Outcome
 
 
 @attrs.frozen

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-from jobs import Cache
 
 import models
+from jobs import Cache
 
 
 @attrs.frozen

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from jobs import Cache, Plot
-from report import plots
-
 import fgraph.viz
 import models
 from assignment.data import blobs, plot_grid, regression_problem
 from assignment.regression import inputs
+from jobs import Cache, Plot
+from report import plots
 
 
 def _only(shown: list, figure: str):

@@ -16,11 +16,11 @@ import re
 
 import attrs
 import numpy as np
-from jobs import Context, Experiment, LearningCurve, Outcome
 
 import models
 from assignment.data import history, regression_problem
 from assignment.ridge import ridge_fit
+from jobs import Context, Experiment, LearningCurve, Outcome
 
 
 @attrs.frozen

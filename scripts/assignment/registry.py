@@ -12,9 +12,6 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from jobs import Experiment, JobResult, JobSpec, registry
-from report import content, sections
-
 from assignment.checks import gradient_checks
 from assignment.classifier import run_classifier
 from assignment.figures import PLOTS
@@ -24,6 +21,8 @@ from assignment.regression import run_regression
 from assignment.sweep import load_sweep
 from assignment.tuned import TUNED, run_tuned, within
 from fgraph.backends import BACKENDS
+from jobs import Experiment, JobResult, JobSpec, registry
+from report import content, sections
 
 EXPERIMENTS = registry(
     Experiment(id="linear", title="Linear regression, 400 features", label="Linear regression (400 features)",

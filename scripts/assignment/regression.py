@@ -6,12 +6,12 @@ import time
 
 import attrs
 import numpy as np
-from jobs import Context, Experiment, LearningCurve, Outcome
 
 import models
 from assignment.data import FitTime, history, mse, plot_grid, regression_problem
 from assignment.ridge import ridge_fit
 from fgraph import optim, train
+from jobs import Context, Experiment, LearningCurve, Outcome
 
 
 @attrs.frozen

@@ -12,11 +12,11 @@ from typing import Any
 
 import attrs
 import numpy as np
-from jobs import Context
 
 import models
 from assignment.data import regression_problem
 from fgraph import optim, train
+from jobs import Context
 
 
 @attrs.frozen(eq=False)

@@ -13,10 +13,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from assignment.tuned import target_train_mse
 from jobs.output import write_json
 from jobs.workers import completed, run_task, worker_pool
-
-from assignment.tuned import target_train_mse
 
 TUNED_ID, REFERENCE_ID, FACTOR = "mlp_scalar_tuned", "mlp_features", 1.1
 FILENAME = "tuned_sweep.json"

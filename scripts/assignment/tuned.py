@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import attrs
-from jobs import Context, Experiment, LearningCurve, Outcome
 
 import fgraph
 import models
 from assignment.data import FitTime, history, mse, plot_grid, regression_problem
 from assignment.regression import Prediction
 from fgraph import optim, train
+from jobs import Context, Experiment, LearningCurve, Outcome
 
 #: The tuned scalar MLP, found by a search over depth (1-3 hidden layers),
 #: width (32-256), activation (tanh, relu), input scale k (4-200) and Adam

@@ -14,10 +14,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from report import document
-
 import fgraph.io
 from jobs.outcome import Outcome, values
+from report import document
 
 #: Libraries a job uses besides fgraph's own (those ``fgraph.io.library_versions`` lists); JAX's
 #: run the fits of ``--backend jax``.

@@ -27,12 +27,22 @@ from jobs.outcome import Outcome
 tqdm.monitor_interval = 0
 
 
+def start_method() -> str:
+    """How worker processes start: forked where the platform can (they
+    inherit the imported modules), unless JAX runs in this process: its
+    threads do not survive a fork (it may deadlock), so a fresh server
+    process forks them instead."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and "jax" not in sys.modules:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
 def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
-    """``jobs`` worker processes (forked where the platform can: they inherit the imported modules), or None for 1."""
+    """``jobs`` worker processes, started by :func:`start_method`, or None for 1."""
     if jobs <= 1:
         return None
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(start_method()))
 
 
 def progress_bars(show: bool, slot: int) -> Callable:

@@ -17,12 +17,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from jobs import Cache, Plot  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from report.plots import COLORS, plain_log, save  # noqa: E402
 
 import fgraph  # noqa: E402
+from jobs import Cache, Plot  # noqa: E402
 from models.presets import CONSTRUCTORS  # noqa: E402
+from report.plots import COLORS, plain_log, save  # noqa: E402
 
 # ------------------------------------------------------------------ drawing
 

@@ -14,7 +14,6 @@ import json
 from functools import partial
 
 from jobs import Experiment, JobSpec, registry
-
 from models.presets import PRESETS
 from showcase import report
 from showcase.figures import PLOTS

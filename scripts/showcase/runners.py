@@ -15,10 +15,10 @@ import time
 
 import attrs
 import numpy as np
-from jobs import Context, Experiment, LearningCurve, Outcome
 
 import models
 from fgraph import train
+from jobs import Context, Experiment, LearningCurve, Outcome
 from models.presets import CONSTRUCTORS, OPTIMIZERS
 from showcase.data import accuracy, ar_baseline, confusion, digits, fit_time, head, history, rmse, sunspots
 
