@@ -423,6 +423,7 @@ class Epochs:
 
     @property
     def checked(self):
+        """The per-step checked epoch (:func:`_checked_epoch`), compiled the first time a fit needs it."""
         if self._checked is None:
             self._checked = self._make_checked()
         return self._checked
