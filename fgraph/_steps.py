@@ -113,6 +113,22 @@ def first_non_finite(arrays: Mapping) -> str | None:
     return None
 
 
+def step_failure(value, grads: Mapping, what: str = "gradient") -> str | None:
+    """Why a step whose objective is ``value`` and whose gradients (or
+    updates, ``what``) are ``grads`` cannot go on, or None: the wording of
+    every DivergenceError, whichever backend found it."""
+    if not math.isfinite(value):
+        return f"the objective is {value}"
+    bad = first_non_finite(grads)
+    return None if bad is None else f"the {what} of {bad!r} is not finite"
+
+
+def params_failure(new_params: Mapping) -> str | None:
+    """Why the params a step made cannot go on, or None."""
+    bad = first_non_finite(new_params)
+    return None if bad is None else f"the update made param {bad!r} non-finite"
+
+
 def checked_step(program, optimizer) -> Callable:
     """The step of :func:`fast_step`, the same arithmetic to the bit, checking
     the objective, the gradients and the new params; on a non-finite value
@@ -124,17 +140,12 @@ def checked_step(program, optimizer) -> Callable:
     def step(carry, batch):
         params, opt_state, running = carry
         value, grads = program.value_and_grad(params, batch, cotangent)
-        if not math.isfinite(value):
-            return f"the objective is {value}"
-        bad = first_non_finite(grads)
-        if bad is not None:
-            return f"the {what} of {bad!r} is not finite"
+        why = step_failure(value, grads, what)
+        if why is not None:
+            return why
         if scale is None:
             grads, opt_state = optimizer.update(grads, opt_state, params)
         new_params = apply_updates(params, grads)  # θ + u: with a scale, what value_and_step computes
-        bad = first_non_finite(new_params)
-        if bad is not None:
-            return f"the update made param {bad!r} non-finite"
-        return new_params, opt_state, running + value
+        return params_failure(new_params) or (new_params, opt_state, running + value)
 
     return step

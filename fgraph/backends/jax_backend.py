@@ -37,9 +37,10 @@ import numpy as np
 from jax import lax
 
 from fgraph import kernels, optim
-from fgraph._steps import first_non_finite
+from fgraph._steps import params_failure, step_failure
 from fgraph.backends.lowering import Lowering
 from fgraph.primitive import Primitive
+from fgraph.program import ONE
 from fgraph.train import TrainState, epoch_permutation
 from fgraph.train import _Carry as Carry  # the fold's own pieces, shared with the NumPy fold
 from fgraph.train import _diverged as diverged
@@ -263,16 +264,11 @@ def _step_function(program, optimizer):
     update = lower(optimizer.update)
 
     def step(params, opt_state, batch, batch_size):
-        value, grads = value_and_grad(params, batch, program_one(), batch_size)
+        value, grads = value_and_grad(params, batch, ONE, batch_size)
         updates, new_state = update(grads, opt_state, params)
         return value, grads, {k: p + updates[k] for k, p in params.items()}, new_state
 
     return step
-
-
-def program_one():
-    """The cotangent of a scalar objective: 1.0 (float64)."""
-    return jnp.float64(1.0)
 
 
 def _batches(data, order, start: int, n: int, B: int):
@@ -402,31 +398,18 @@ def _like(template, value):
 def _describe(step, params, opt_state, batch, size) -> str:
     """Why a step on ``batch`` fails, worded as the NumPy backend's checked step words it."""
     value, grads, new_params, _ = (to_numpy(t) for t in jax.jit(step, static_argnums=3)(params, opt_state, batch, size))
-    if not math.isfinite(value):
-        return f"the objective is {value}"
-    bad = first_non_finite(grads)
-    if bad is not None:
-        return f"the gradient of {bad!r} is not finite"
-    return f"the update made param {first_non_finite(new_params)!r} non-finite"
+    return step_failure(value, grads) or params_failure(new_params)
 
 
+@attrs.frozen(eq=False)
 class Epochs:
-    """The compiled epochs of one (program, optimiser, examples, batch size,
-    devices): ``fast`` always, ``checked`` compiled on first use. Kept in
-    the program's cache, so that a fit resumed, or run again with the same
-    optimiser, compiles nothing."""
+    """The jitted epochs of one (program, optimiser, examples, batch size,
+    devices): ``fast``, and ``checked`` (traced and compiled only when it is
+    first called, after a failure). Kept in the program's cache, so that a
+    fit run again with the same optimiser compiles nothing."""
 
-    def __init__(self, step, n: int, batch_size: int, shard):
-        self.fast = _fast_epoch(step, n, batch_size, shard)
-        self._make_checked = lambda: _checked_epoch(step, n, batch_size, shard)
-        self._checked = None
-
-    @property
-    def checked(self):
-        """The per-step checked epoch (:func:`_checked_epoch`), compiled the first time a fit needs it."""
-        if self._checked is None:
-            self._checked = self._make_checked()
-        return self._checked
+    fast: Callable
+    checked: Callable
 
 
 @attrs.frozen(eq=False)
@@ -525,7 +508,7 @@ def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mappi
     shard = _sharding(devices, batch_size)
     step = _cached(program, ("jax", "step", optimizer), lambda: _step_function(program, optimizer))
     epochs = _cached(program, ("jax", "epochs", optimizer, n, batch_size, devices),
-                     lambda: Epochs(step, n, batch_size, shard))
+                     lambda: Epochs(*(jitted(step, n, batch_size, shard) for jitted in (_fast_epoch, _checked_epoch))))
     with x64():
         device_data = {k: jnp.asarray(v) for k, v in data.items()}
     return JaxFold(fast=None, checked=None, batcher=None, **fixed, epochs=epochs, step=step,
