@@ -1138,8 +1138,7 @@ def machine_info() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    versions = {"python": platform.python_version(), "numpy": np.__version__,
-                "fgraph": getattr(fgraph, "__version__", "?")}
+    versions = io.library_versions()  # the run records' own list; the peers below
     for name in ("torch", "jax"):
         if importlib.util.find_spec(name) is not None:
             with contextlib.suppress(Exception):
