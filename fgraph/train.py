@@ -430,6 +430,14 @@ class _Fold:
         """Whether every param of ``carry`` is finite (the fast steps check only the objective)."""
         return first_non_finite(carry.params) is None
 
+    #: The most epochs :meth:`run_epochs` runs in one call; 1: this fold runs one epoch at a time.
+    epochs_per_call = 1
+
+    def run_epochs(self, carry: _Carry, count: int) -> tuple:
+        """``(carry, means, healthy)`` after ``count`` whole epochs in one call
+        (a compiled fold's; see :func:`_run_quietly`)."""
+        raise NotImplementedError("this fold runs one epoch at a time")
+
     def close(self, carry: _Carry, inner: tuple, steps: int) -> _Carry:
         """The carry at the end of epoch ``carry.epoch``, reached in ``steps``
         steps with ``inner = (params, opt_state, running)``."""
@@ -598,16 +606,39 @@ def _run(fold: _Fold, state: TrainState, epochs: int, edges: _Edges) -> TrainSta
     """The fold of epochs ``state.epoch .. epochs - 1`` with its edges; stops
     early when ``on_epoch`` says STOP. Ctrl-C is a TrainingInterrupted with
     the state of the last completed (and evaluated) epoch."""
-    carry = verified = _Carry(state.epoch, dict(state.params), state.opt_state, state.step, state.running, math.nan)
+    carry = _Carry(state.epoch, dict(state.params), state.opt_state, state.step, state.running, math.nan)
     # Metrics are recorded from the first evaluated epoch on, with {} for those before it; the copies keep
     # the caller's dicts out. A fit that evaluates nothing keeps none: an empty list, never appended to.
     metrics = [dict(m) for m in state.metrics] or [{} for _ in state.history if edges.evaluate is not None]
     history = list(state.history)
-    check_every, edges = max(1, fold.check_steps // fold.steps_per_epoch), edges.opened(state.epoch, epochs)
-    watching, quiet = edges.watching, not edges.watching and edges.bar is None
+    edges = edges.opened(state.epoch, epochs)
+    quiet = not edges.watching and edges.bar is None and edges.wrap is _unwrapped
+    run = _run_quietly if quiet and fold.epochs_per_call > 1 else _run_watched
     try:
-        for _ in edges.wrap(range(state.epoch, epochs)):
-            check = watching or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
+        carry = run(fold, carry, epochs, edges, history, metrics)
+    except _Interrupted as interrupted:
+        raise TrainingInterrupted(fold.state(interrupted.carry, history, metrics)) from None
+    finally:
+        edges.close()
+    return fold.state(carry, history, metrics)
+
+
+class _Interrupted(Exception):
+    """Ctrl-C during a fold: ``carry`` is where it last stood between epochs."""
+
+    def __init__(self, carry: _Carry):
+        super().__init__()
+        self.carry = carry
+
+
+def _run_watched(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> _Carry:
+    """The fold one epoch at a time, with what watches it (evaluate,
+    progress, on_epoch) after each: the carry where it ends or stops."""
+    verified, check_every = carry, max(1, fold.check_steps // fold.steps_per_epoch)
+    quiet = not edges.watching and edges.bar is None
+    try:
+        for _ in edges.wrap(range(carry.epoch, epochs)):
+            check = edges.watching or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
             advanced, verified = _advance(fold, carry, verified, check, history, metrics)
             history.append(advanced.mean)
             if quiet:  # nothing to do between epochs: no call for it
@@ -620,10 +651,32 @@ def _run(fold: _Fold, state: TrainState, epochs: int, edges: _Edges) -> TrainSta
             if stop:
                 break
     except KeyboardInterrupt:
-        raise TrainingInterrupted(fold.state(carry, history, metrics)) from None
-    finally:
-        edges.close()
-    return fold.state(carry, history, metrics)
+        raise _Interrupted(carry) from None
+    return carry
+
+
+def _run_quietly(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> _Carry:
+    """The fold when nothing watches between epochs, on a fold that runs
+    several a call (:meth:`_Fold.run_epochs`): the same epochs, means and
+    divergence, with one call and one check per run of epochs. A state
+    resumed inside an epoch finishes that epoch first, on its own."""
+    try:
+        if carry.step != carry.epoch * fold.steps_per_epoch and carry.epoch < epochs:
+            carry, _ = _advance(fold, carry, carry, True, history, metrics)
+            history.append(carry.mean)
+            if metrics:
+                metrics.append({})
+        while carry.epoch < epochs:
+            count = min(fold.epochs_per_call, epochs - carry.epoch)
+            advanced, means, healthy = fold.run_epochs(carry, count)
+            history.extend(means)
+            if metrics:
+                metrics.extend({} for _ in means)
+            # A failure replays from the last call's end, which every call's check verified.
+            carry = advanced if healthy else fold.replay(carry, advanced.epoch, history, metrics)
+    except KeyboardInterrupt:
+        raise _Interrupted(carry) from None
+    return carry
 
 
 def _verify_shapes(g: Graph, program, params, batches: list) -> None:

@@ -3,6 +3,7 @@
 Skipped only where JAX is not installed (CI installs it).
 """
 
+import functools
 import subprocess
 import sys
 import textwrap
@@ -156,6 +157,59 @@ def test_divergence_on_jax_names_the_same_step_and_keeps_the_same_last_finite_st
     assert str(got).split(":")[0] == str(want).split(":")[0]
     for name in params:
         assert np.all(np.isfinite(got.state.params[name]))
+        np.testing.assert_allclose(got.state.params[name], want.state.params[name], rtol=1e-9)
+
+
+def _exactly_equal(got, want):
+    for name in want.params:
+        np.testing.assert_array_equal(got.params[name], want.params[name])
+    np.testing.assert_array_equal(got.history, want.history)
+    assert got.state.step == want.state.step and got.state.epoch == want.state.epoch
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 64])  # examples, a smaller last batch, one batch of all (no orders)
+def test_a_fit_nothing_watches_runs_several_epochs_a_call_and_trains_what_one_epoch_a_call_trains(
+    batch_size, monkeypatch
+):
+    g, params, data = linear_problem()
+    calls = []
+    run_epochs = jb.JaxFold.run_epochs
+    monkeypatch.setattr(jb.JaxFold, "run_epochs", lambda fold, carry, count: calls.append(count) or run_epochs(
+        fold, carry, count))
+    epochs = 150 if batch_size == 64 else 3
+    fit = functools.partial(train.fit, g, params, data, optimizer=optim.adam(0.01), epochs=epochs,
+                            batch_size=batch_size, seed=3, backend="jax")
+    quiet = fit()
+    assert calls == ([64, 64, 22] if batch_size == 64 else [3])  # one call per run of epochs, each checked
+    calls.clear()
+    watched = fit(on_epoch=lambda state: None)  # one epoch a call, to look at every one
+    assert calls == []
+    _exactly_equal(quiet, watched)
+    np.testing.assert_allclose(quiet.params["w"], fit(backend="numpy").params["w"], rtol=1e-10)
+
+
+def test_a_fit_resumed_with_metrics_keeps_one_entry_per_epoch_when_it_goes_on_quietly():
+    g, params, data = linear_problem()
+    first = train.fit(g, params, data, optimizer=optim.sgd(0.01), epochs=2, batch_size=8, backend="jax",
+                      evaluate=lambda p: {"w0": p["w"][0]})
+    rest = train.fit(g, None, data, optimizer=optim.sgd(0.01), epochs=5, batch_size=8, backend="jax",
+                     resume=first.state)
+    assert len(rest.state.metrics) == len(rest.history) == 5
+    assert rest.state.metrics[:2] == first.state.metrics and rest.state.metrics[2:] == ({}, {}, {})
+
+
+def test_a_divergence_deep_inside_a_run_of_epochs_names_the_same_step_as_numpy():
+    g, params, data = linear_problem()
+    errors = []
+    for backend in ("numpy", "jax"):  # full batch at sgd(1.5): it grows 1.5x an epoch and overflows in epoch 340
+        with pytest.raises(train.DivergenceError) as caught:
+            train.fit(g, params, data, optimizer=optim.sgd(1.5), epochs=400, batch_size=64, backend=backend)
+        errors.append(caught.value)
+    want, got = errors
+    assert (got.epoch, got.step, got.state.step) == (want.epoch, want.step, want.state.step) == (340, 0, 340)
+    assert str(got) == str(want)
+    np.testing.assert_allclose(got.state.history, want.state.history, rtol=1e-9)
+    for name in params:
         np.testing.assert_allclose(got.state.params[name], want.state.params[name], rtol=1e-9)
 
 

@@ -292,16 +292,17 @@ def _batches(data, order, start: int, n: int, B: int):
 
 
 def _fast_epoch(step, n: int, batch_size: int, shard):
-    """The jitted epoch as a fit runs it: ``(params, opt_state, running,
-    healthy, data, order, start) -> (params, opt_state, mean, healthy)``,
-    one ``lax.scan`` over the full batches from step ``start`` on (static)
-    and one step for a smaller last batch; ``mean`` is the epoch's mean
+    """The epoch as a fit runs it: ``(params, opt_state, running, healthy,
+    data, order, start) -> (params, opt_state, mean, healthy)``, one
+    ``lax.scan`` over the full batches from step ``start`` on (static) and
+    one step for a smaller last batch; ``mean`` is the epoch's mean
     objective, ``healthy`` stays true while the sums of the objectives and
     every param are finite. Nothing else is checked per step, as in the
     NumPy fold: a NaN or inf gradient makes the params so, and a failed
     epoch is run again by :func:`_checked_epoch`. Everything the host
     needs is computed here: an operation on a device array outside a
-    compiled function costs a dispatch of its own."""
+    compiled function costs a dispatch of its own. Not jitted: see
+    :func:`_jitted_epochs`."""
     size = None if batch_size == 1 else batch_size
     steps = -(-n // batch_size)
 
@@ -320,7 +321,34 @@ def _fast_epoch(step, n: int, batch_size: int, shard):
         params, opt_state, running = carry
         return params, opt_state, running / steps, healthy & jnp.isfinite(running) & _all_finite(params)
 
-    return jax.jit(epoch, static_argnums=6)
+    return epoch
+
+
+def _epoch_run(epoch, capacity: int):
+    """Up to ``capacity`` whole epochs in one call: ``(params, opt_state,
+    healthy, data, orders, count) -> (params, opt_state, means, healthy)``,
+    epoch i of the run visiting ``orders[i]`` (None: the stored order), the
+    first ``count`` entries of ``means`` their mean objectives.
+
+    Each epoch is the same :func:`_fast_epoch` (its ``lax.scan`` over the
+    batches) inside a loop whose trip count is an argument, so one
+    compilation serves every ``count``: a fit that nothing watches between
+    epochs pays the host's cost of a call (arguments, dispatch, the wait
+    for the result) once per run of epochs instead of once per epoch.
+    """
+
+    def run(params, opt_state, healthy, data, orders, count):
+        def body(i, carry):
+            params, opt_state, healthy, means = carry
+            order = None if orders is None else orders[i]
+            params, opt_state, mean, healthy = epoch(params, opt_state, jnp.float64(0.0), healthy, data, order, 0)
+            return params, opt_state, healthy, means.at[i].set(mean)
+
+        start = (params, opt_state, healthy, jnp.zeros(capacity))
+        params, opt_state, healthy, means = lax.fori_loop(0, count, body, start)
+        return params, opt_state, means, healthy
+
+    return run
 
 
 def _checked_epoch(step, n: int, batch_size: int, shard):
@@ -404,20 +432,46 @@ def _describe(step, params, opt_state, batch, size) -> str:
 @attrs.frozen(eq=False)
 class Epochs:
     """The jitted epochs of one (program, optimiser, examples, batch size,
-    devices): ``fast``, and ``checked`` (traced and compiled only when it is
-    first called, after a failure). Kept in the program's cache, so that a
-    fit run again with the same optimiser compiles nothing."""
+    devices): ``fast``, one epoch (:func:`_fast_epoch`); ``run``, up to
+    ``capacity`` epochs a call (:func:`_epoch_run`); and ``checked``
+    (:func:`_checked_epoch`). jax.jit traces and compiles each when it is
+    first called: ``checked`` only after a failure. Kept in the program's
+    cache, so that a fit run again with the same optimiser compiles nothing."""
 
     fast: Callable
+    run: Callable
     checked: Callable
+    capacity: int
+
+    @classmethod
+    def of(cls, step, n: int, batch_size: int, shard, capacity: int) -> Epochs:
+        """The epochs of ``step`` over ``n`` examples in batches of ``batch_size``."""
+        epoch = _fast_epoch(step, n, batch_size, shard)
+        return cls(jax.jit(epoch, static_argnums=6), jax.jit(_epoch_run(epoch, capacity)),
+                   _checked_epoch(step, n, batch_size, shard), capacity)
+
+
+#: The most epochs one call runs (see :func:`_epoch_run`): past a few dozen
+#: the host's share of an epoch is already negligible.
+MAX_EPOCHS_PER_CALL = 64
+#: The most entries of the visiting orders one call takes (64 epochs of 16,384 examples).
+MAX_ORDER_ENTRIES = 1 << 20
+
+
+def epochs_per_call(n: int, steps_per_epoch: int, check_steps: int) -> int:
+    """How many epochs one call of :func:`_epoch_run` may run: a call ends
+    with a check, so it runs at most ``check_steps`` steps, and its orders
+    stay within :data:`MAX_ORDER_ENTRIES`."""
+    return max(1, min(MAX_EPOCHS_PER_CALL, check_steps // steps_per_epoch, MAX_ORDER_ENTRIES // n))
 
 
 @attrs.frozen(eq=False)
 class JaxFold(Fold):
     """A fit's fold on this backend: each epoch one call of a jitted
-    ``lax.scan`` (see :func:`_epoch_function`); between epochs the params
-    and the optimiser's state stay on the device. :meth:`state` brings
-    them back as NumPy arrays, shaped like the NumPy backend's."""
+    ``lax.scan``, or several epochs a call when nothing watches between them
+    (:meth:`run_epochs`); between calls the params and the optimiser's
+    state stay on the device. :meth:`state` brings them back as NumPy
+    arrays, shaped like the NumPy backend's."""
 
     epochs: Epochs = None
     step: Callable = None
@@ -449,6 +503,30 @@ class JaxFold(Fold):
         with x64():
             params, opt_state, mean, healthy = self.epochs.fast(params, opt_state, running, healthy, data, order, start)
         return Carry(carry.epoch + 1, params, opt_state, carry.step + self.steps_per_epoch - start, 0.0, mean, healthy)
+
+    @property
+    def epochs_per_call(self) -> int:
+        """The most epochs :meth:`run_epochs` runs in one call."""
+        return self.epochs.capacity
+
+    def run_epochs(self, carry: Carry, count: int) -> tuple:
+        """``(carry, means, healthy)`` after the ``count`` whole epochs from
+        ``carry`` (which stands at the start of one), run in one call; waits
+        for them: ``means`` their mean objectives, NumPy floats, and
+        ``healthy`` whether every objective sum and param stayed finite."""
+        orders = None
+        if self.batch_size < self.num_examples:
+            orders = np.zeros((self.epochs.capacity, self.num_examples), dtype=np.intp)
+            for i in range(count):
+                orders[i] = epoch_permutation(self.num_examples, self.seed, carry.epoch + i)
+        opt_state = jax.tree_util.tree_map(_typed, carry.opt_state)
+        with x64():
+            params, opt_state, means, healthy = self.epochs.run(carry.params, opt_state, np.bool_(True), self.data,
+                                                                orders, np.int64(count))
+            means, healthy = jax.device_get((means, healthy))
+        means = [np.float64(m) for m in means[:count]]
+        end = Carry(carry.epoch + count, params, opt_state, carry.step + count * self.steps_per_epoch, 0.0, means[-1])
+        return end, means, bool(healthy)
 
     def finite(self, carry: Carry) -> bool:
         """Whether every epoch up to ``carry`` had a finite objective sum and finite params (waits for them)."""
@@ -507,8 +585,9 @@ def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mappi
     n, batch_size = fixed["num_examples"], fixed["batch_size"]
     shard = _sharding(devices, batch_size)
     step = _cached(program, ("jax", "step", optimizer), lambda: _step_function(program, optimizer))
+    capacity = epochs_per_call(n, fixed["steps_per_epoch"], JaxFold.check_steps)
     epochs = _cached(program, ("jax", "epochs", optimizer, n, batch_size, devices),
-                     lambda: Epochs(*(jitted(step, n, batch_size, shard) for jitted in (_fast_epoch, _checked_epoch))))
+                     lambda: Epochs.of(step, n, batch_size, shard, capacity))
     with x64():
         device_data = {k: jnp.asarray(v) for k, v in data.items()}
     return JaxFold(fast=None, checked=None, batcher=None, **fixed, epochs=epochs, step=step,
