@@ -18,8 +18,10 @@ the workloads below, for every implementation that is installed:
 - ``fgraph-vg``: a raw loop calling ``fgraph.value_and_grad(g)(params, batch)``
   (validates every call) and updating params with plain NumPy.
 - ``fgraph-jax``: ``fit(..., backend="jax")``: each epoch one jitted
-  ``lax.scan`` of fgraph's own lowered program; µs/step = the steady
-  epochs of one call / steps (each call compiles; that is reported apart).
+  ``lax.scan`` of fgraph's own lowered program, up to 64 epochs a call (no
+  one watches between them); µs/step = the difference of a long and a short
+  fit over the difference of their steps (the fixed cost of a fit call and
+  the first call's compile are reported apart).
 - ``torch``: PyTorch eager, float64, manual SGD update under ``no_grad``.
 - ``jax-jit``: a jitted step function called once per batch.
 - ``jax-scan``: one jitted ``lax.scan`` over the batches of an epoch.
@@ -606,57 +608,55 @@ def make_fgraph_fit(w: Workload) -> Runner:
     return run
 
 
-#: Epochs of a timed fgraph-jax call before its clock starts: the first
-#: traces and compiles, the second is the first dispatched with device arrays.
-WARM_EPOCHS = 2
+#: The short fit of a timed fgraph-jax measurement runs this fraction of the long one's epochs.
+SHORT_FIT = 8
 
 
 def make_fgraph_jax(w: Workload) -> Runner:
-    """``fgraph.train.fit(..., backend="jax")``: each epoch one jitted ``lax.scan``
-    of fgraph's own lowered program and optimiser.
+    """``fgraph.train.fit(..., backend="jax")``: each epoch a jitted ``lax.scan``
+    of fgraph's own lowered program and optimiser, several epochs a call
+    when nothing watches between them (as here).
 
-    The first fit call traces and compiles its epoch (later calls with the
-    same optimiser reuse it), so the runner also has ``timed``: the steady
-    epochs of one call, clocked apart from that fixed cost.
+    Every fit call has a fixed cost (checks of the data, its copy to the
+    device, the shape check of the first and last batch) and the first
+    traces and compiles (later calls with the same optimiser reuse it), so
+    the runner also has ``timed``: the steady epochs, clocked apart from
+    the fixed cost.
     """
     jax = _import_jax()
     g = fgraph_graph(w)
     data = {"x": w.X, "y": w.Y}
     optimizer = optim.sgd(w.lr)
 
-    def fit(epochs: int, progress=None) -> dict:
+    def run(epochs: int) -> dict:
         result = train.fit(g, dict(w.params), data, optimizer=optimizer, epochs=epochs, batch_size=w.batch_size,
-                           seed=w.seed, backend="jax", progress=progress)
+                           seed=w.seed, backend="jax")
         return {k: np.asarray(v) for k, v in result.params.items()}
 
-    def run(epochs: int) -> dict:
-        return fit(epochs)
+    def clocked(epochs: int) -> float:
+        t0 = time.perf_counter()
+        run(epochs)
+        jax.block_until_ready(jax.live_arrays())  # work still queued on the device is inside the clock
+        return time.perf_counter() - t0
+
+    long_fit = []
 
     def timed(seconds: float) -> Timing:
-        """One fit whose epochs after the first WARM_EPOCHS go on until ``seconds`` have passed.
-
-        fit's progress hook wraps the iterator of epochs: it stamps when each
-        one begins and ends the fit by ending the iteration; before the last
-        stamp it waits for every array JAX holds, so work still queued on the
-        device is inside the clock.
-        """
-        starts = []
-
-        def clock(epoch_numbers):
-            for epoch in epoch_numbers:
-                now = time.perf_counter()
-                if len(starts) > WARM_EPOCHS and now - starts[WARM_EPOCHS] >= seconds:
-                    break
-                starts.append(now)
-                yield epoch
-            jax.block_until_ready(jax.live_arrays())
-            starts.append(time.perf_counter())
-
-        t0 = time.perf_counter()
-        fit(10**9, progress=clock)
-        total = time.perf_counter() - t0
-        epochs, steady = len(starts) - 1 - WARM_EPOCHS, starts[-1] - starts[WARM_EPOCHS]
-        return Timing(steady, epochs, total - steady * (epochs + WARM_EPOCHS) / epochs)
+        """Two fits, of e/SHORT_FIT and e epochs (e calibrated on the first call so
+        that the long one takes about ``seconds``): the steady epochs are the
+        difference of the two, the fixed cost what the short one took beyond its epochs."""
+        if not long_fit:
+            clocked(1)  # traces and compiles
+            epochs, elapsed = SHORT_FIT, clocked(SHORT_FIT)
+            while elapsed < seconds / 4 and epochs < 1_000_000:
+                epochs *= 4
+                elapsed = clocked(epochs)
+            long_fit.append(max(SHORT_FIT, round(epochs * seconds / max(elapsed, 1e-9))))
+        long = long_fit[0]
+        short = long // SHORT_FIT
+        t_short, t_long = clocked(short), clocked(long)
+        steady = t_long - t_short
+        return Timing(steady, long - short, t_short - steady * short / (long - short))
 
     run.timed = timed
     return run

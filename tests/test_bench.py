@@ -202,9 +202,11 @@ def test_the_compiled_rows_report_their_compile_apart_and_fgraph_jax_against_jax
 
 
 @needs_jax
-def test_a_timed_fgraph_jax_call_counts_only_the_epochs_after_its_warm_up(bench, monkeypatch):
-    """The clock ends the fit by ending the iteration of epochs: WARM_EPOCHS
-    epochs, then as many as the time allows, at least one, are trained."""
+def test_a_timed_fgraph_jax_measurement_is_the_difference_of_a_short_and_a_long_fit(bench, monkeypatch):
+    """The first measurement compiles (a fit of one epoch) and calibrates (a
+    fit of SHORT_FIT epochs is enough at a target of 0 s); every measurement
+    is then a fit of long // SHORT_FIT epochs and one of long, and counts
+    the epochs between them."""
     w = bench.make_workloads()["C"]
     calls = []
     real_fit = bench.train.fit
@@ -215,6 +217,9 @@ def test_a_timed_fgraph_jax_call_counts_only_the_epochs_after_its_warm_up(bench,
         return result
 
     monkeypatch.setattr(bench.train, "fit", fit)
-    timing = bench.make_fgraph_jax(w).timed(0.0)
-    assert timing.epochs == 1
-    assert calls == [bench.WARM_EPOCHS + 1]
+    runner = bench.make_fgraph_jax(w)
+    long = bench.SHORT_FIT
+    timing = runner.timed(0.0)
+    assert calls == [1, long, 1, long] and timing.epochs == long - 1
+    calls.clear()
+    assert runner.timed(0.0).epochs == long - 1 and calls == [1, long]
