@@ -188,6 +188,25 @@ def test_a_fit_nothing_watches_runs_several_epochs_a_call_and_trains_what_one_ep
     np.testing.assert_allclose(quiet.params["w"], fit(backend="numpy").params["w"], rtol=1e-10)
 
 
+def test_ctrl_c_during_a_quiet_fit_keeps_the_state_where_the_last_run_of_epochs_ended(monkeypatch):
+    g, params, data = linear_problem()
+    run_epochs, calls = jb.JaxFold.run_epochs, []
+
+    def interrupted_on_the_second_call(fold, carry, count):
+        calls.append(count)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run_epochs(fold, carry, count)
+
+    monkeypatch.setattr(jb.JaxFold, "run_epochs", interrupted_on_the_second_call)
+    with pytest.raises(train.TrainingInterrupted) as caught:
+        train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=100, batch_size=64, backend="jax")
+    state = caught.value.state
+    assert (state.epoch, state.step, len(state.history)) == (64, 64, 64)
+    want = train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=64, batch_size=64)
+    np.testing.assert_allclose(state.params["w"], want.params["w"], rtol=1e-10)
+
+
 def test_a_fit_resumed_with_metrics_keeps_one_entry_per_epoch_when_it_goes_on_quietly():
     g, params, data = linear_problem()
     first = train.fit(g, params, data, optimizer=optim.sgd(0.01), epochs=2, batch_size=8, backend="jax",
@@ -269,14 +288,17 @@ MULTI_DEVICE = textwrap.dedent(
     one, four = fit(), fit(devices=4)
     error = max(float(np.max(np.abs(one.params[k] - four.params[k]) / np.max(np.abs(one.params[k]))))
                 for k in params)
-    # The compiled epoch of the 4-device fold: its gradients are summed across devices.
+    # The compiled epochs of the 4-device fold (one a call, several a call): gradients summed across devices.
     _, fold, state, _ = train._setup(model.graph, params, data, optim.adam(0.01), 3, 32, 0, "objective", None,
                                      "jax", 4)
     with jax.enable_x64(True):
         opt_state = jax.tree_util.tree_map(np.asarray, state.opt_state)
-        lowered = fold.epochs.fast.lower(dict(state.params), opt_state, 0.0, True, fold.data, np.arange(200), 0)
-        hlo = lowered.compile().as_text()
-    print(json.dumps({"devices": len(jax.devices()), "error": error, "all_reduce": "all-reduce" in hlo}))
+        orders = np.zeros((fold.epochs.capacity, 200), dtype=np.intp)
+        hlo = [f.lower(dict(state.params), opt_state, *args).compile().as_text() for f, args in (
+            (fold.epochs.fast, (0.0, True, fold.data, np.arange(200), 0)),
+            (fold.epochs.run, (True, fold.data, orders, np.int64(3))),
+        )]
+    print(json.dumps({"devices": len(jax.devices()), "error": error, "all_reduce": ["all-reduce" in h for h in hlo]}))
     """
 )
 
@@ -291,7 +313,7 @@ def test_four_devices_train_what_one_device_trains():
                          cwd=str(__import__("pathlib").Path(__file__).parent.parent))
     result = __import__("json").loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == 4
-    assert result["all_reduce"]  # really split: the devices' partial gradients are reduced
+    assert result["all_reduce"] == [True, True]  # really split: the devices' partial gradients are reduced
     assert result["error"] <= 1e-12
 
 
