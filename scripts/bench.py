@@ -1178,7 +1178,8 @@ LEGEND = {
     "fgraph-vg": "`fgraph.value_and_grad` per batch (validates every call) + a NumPy update",
     "torch": "PyTorch eager, float64, autograd + `p.sub_(p.grad, alpha=lr)`",
     "fgraph-jax": "`fgraph.train.fit(..., backend=\"jax\")`, each epoch one jitted `lax.scan` of fgraph's"
-                  " lowered program; the steady epochs of a call / steps (its compile apart)",
+                  " lowered program, up to 64 epochs a call; (long fit − short fit) / their difference in steps"
+                  " (compile and a call's fixed cost apart)",
     "jax-jit": "a jitted step per batch, data on the device",
     "jax-scan": "one jitted `lax.scan` per epoch",
     "jax-scan-loss": "the same, also summing each step's objective (what `fit` needs for its history)",
