@@ -430,12 +430,13 @@ class _Fold:
         """Whether every param of ``carry`` is finite (the fast steps check only the objective)."""
         return first_non_finite(carry.params) is None
 
-    #: The most epochs :meth:`run_epochs` runs in one call; 1: this fold runs one epoch at a time.
-    epochs_per_call = 1
+    def epochs_per_call(self, keep: bool) -> int:
+        """The most epochs :meth:`run_epochs` runs in one call; 1: this fold runs one epoch at a time."""
+        return 1
 
-    def run_epochs(self, carry: _Carry, count: int) -> tuple:
-        """``(carry, means, healthy)`` after ``count`` whole epochs in one call
-        (a compiled fold's; see :func:`_run_quietly`)."""
+    def run_epochs(self, carry: _Carry, count: int, keep: bool) -> tuple:
+        """``(carries, healthy)`` after ``count`` whole epochs in one call (a
+        compiled fold's; see :func:`_run_in_calls`)."""
         raise NotImplementedError("this fold runs one epoch at a time")
 
     def close(self, carry: _Carry, inner: tuple, steps: int) -> _Carry:
@@ -612,10 +613,10 @@ def _run(fold: _Fold, state: TrainState, epochs: int, edges: _Edges) -> TrainSta
     metrics = [dict(m) for m in state.metrics] or [{} for _ in state.history if edges.evaluate is not None]
     history = list(state.history)
     edges = edges.opened(state.epoch, epochs)
-    quiet = not edges.watching and edges.bar is None and edges.wrap is _unwrapped
-    run = _run_quietly if quiet and fold.epochs_per_call > 1 else _run_watched
+    # on_epoch and a progress wrapper run between epochs as they end; evaluate and the bar can be served later.
+    in_calls = edges.on_epoch is None and edges.wrap is _unwrapped and fold.epochs_per_call(edges.watching) > 1
     try:
-        carry = run(fold, carry, epochs, edges, history, metrics)
+        carry, _ = (_run_in_calls if in_calls else _run_watched)(fold, carry, epochs, edges, history, metrics)
     except _Interrupted as interrupted:
         raise TrainingInterrupted(fold.state(interrupted.carry, history, metrics)) from None
     finally:
@@ -631,52 +632,67 @@ class _Interrupted(Exception):
         self.carry = carry
 
 
-def _run_watched(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> _Carry:
-    """The fold one epoch at a time, with what watches it (evaluate,
-    progress, on_epoch) after each: the carry where it ends or stops."""
+def _after_epoch(edges: _Edges, fold: _Fold, carry: _Carry, history: list, metrics: list) -> bool:
+    """Show and report the epoch that ended at ``carry`` (its mean the last
+    of ``history``); True when ``on_epoch`` said STOP. With nothing to show,
+    no call: only a fit that kept metrics gets its empty entry."""
+    if edges.watching or edges.bar is not None:
+        return edges.after(fold, carry, history, metrics)
+    if metrics:
+        metrics.append({})
+    return False
+
+
+def _run_watched(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> tuple:
+    """The fold one epoch at a time up to epoch ``epochs``, each followed by
+    what watches it (evaluate, progress, on_epoch): ``(carry, stopped)``."""
     verified, check_every = carry, max(1, fold.check_steps // fold.steps_per_epoch)
-    quiet = not edges.watching and edges.bar is None
     try:
         for _ in edges.wrap(range(carry.epoch, epochs)):
             check = edges.watching or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
             advanced, verified = _advance(fold, carry, verified, check, history, metrics)
             history.append(advanced.mean)
-            if quiet:  # nothing to do between epochs: no call for it
-                if metrics:
-                    metrics.append({})
-                carry = advanced
-                continue
-            stop = edges.after(fold, advanced, history, metrics)
+            stop = _after_epoch(edges, fold, advanced, history, metrics)
             carry = advanced
             if stop:
-                break
+                return carry, True
     except KeyboardInterrupt:
         raise _Interrupted(carry) from None
-    return carry
+    return carry, False
 
 
-def _run_quietly(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> _Carry:
-    """The fold when nothing watches between epochs, on a fold that runs
-    several a call (:meth:`_Fold.run_epochs`): the same epochs, means and
-    divergence, with one call and one check per run of epochs. A state
-    resumed inside an epoch finishes that epoch first, on its own."""
+def _run_in_calls(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> tuple:
+    """The fold on a fold that runs several epochs a call
+    (:meth:`_Fold.run_epochs`), each call checked when it returns, then
+    ``evaluate`` and the progress bar for each of its epochs, in order: the
+    same epochs, means and metrics as :func:`_run_watched`. A call that
+    failed is run again one epoch at a time by :func:`_run_watched`, which
+    finds the failure as a fit that checks every epoch does; a state
+    resumed inside an epoch finishes that epoch on its own first."""
+    if carry.step != carry.epoch * fold.steps_per_epoch and carry.epoch < epochs:
+        carry, stopped = _run_watched(fold, carry, carry.epoch + 1, edges, history, metrics)
+        if stopped:
+            return carry, True
+    keep = edges.watching  # evaluate needs each epoch's params (and Ctrl-C in it, the state of the one before)
     try:
-        if carry.step != carry.epoch * fold.steps_per_epoch and carry.epoch < epochs:
-            carry, _ = _advance(fold, carry, carry, True, history, metrics)
-            history.append(carry.mean)
-            if metrics:
-                metrics.append({})
         while carry.epoch < epochs:
-            count = min(fold.epochs_per_call, epochs - carry.epoch)
-            advanced, means, healthy = fold.run_epochs(carry, count)
-            history.extend(means)
-            if metrics:
-                metrics.extend({} for _ in means)
-            # A failure replays from the last call's end, which every call's check verified.
-            carry = advanced if healthy else fold.replay(carry, advanced.epoch, history, metrics)
+            count = min(fold.epochs_per_call(keep), epochs - carry.epoch)
+            carries, healthy = fold.run_epochs(carry, count, keep)
+            if not healthy:
+                carry, stopped = _run_watched(fold, carry, carry.epoch + count, edges, history, metrics)
+                if stopped:
+                    return carry, True
+                continue
+            for advanced in carries:
+                history.append(advanced.mean)
+                stop = _after_epoch(edges, fold, advanced, history, metrics)
+                if advanced.params is not None:  # only the last holds params unless evaluate watches
+                    carry = advanced
+                if stop:
+                    return carry, True
     except KeyboardInterrupt:
         raise _Interrupted(carry) from None
-    return carry
+    return carry, False
 
 
 def _verify_shapes(g: Graph, program, params, batches: list) -> None:
@@ -762,10 +778,11 @@ def fit(g: Graph, params: Mapping | None, data: Mapping, *, optimizer, epochs: i
 
     ``backend="jax"`` runs each epoch as one compiled ``lax.scan`` of the
     same program and optimiser (:mod:`fgraph.backends.jax_backend`): the
-    same batches, states and errors, values equal to rounding (the host
-    looks at the values every 16,384 steps, at the end and whenever
-    ``evaluate`` or ``on_epoch`` watch; a failure is run again step by step
-    to name it);
+    same batches, states and errors, values equal to rounding. Unless
+    ``on_epoch`` or a progress function watch (they run as each epoch
+    ends), one call runs up to 64 epochs, checked when it returns, and
+    ``evaluate`` and the bar see its epochs after it (a failure is run
+    again one epoch and one step at a time to name it);
     ``devices=n`` splits every batch over n devices (data parallel, the
     params replicated; ``batch_size`` a multiple of n).
     """

@@ -615,7 +615,7 @@ SHORT_FIT = 8
 def make_fgraph_jax(w: Workload) -> Runner:
     """``fgraph.train.fit(..., backend="jax")``: each epoch a jitted ``lax.scan``
     of fgraph's own lowered program and optimiser, several epochs a call
-    when nothing watches between them (as here).
+    unless on_epoch watches them (it does not here).
 
     Every fit call has a fixed cost (checks of the data, its copy to the
     device, the shape check of the first and last batch) and the first

@@ -167,36 +167,72 @@ def _exactly_equal(got, want):
     assert got.state.step == want.state.step and got.state.epoch == want.state.epoch
 
 
+def _counting_calls(monkeypatch) -> list:
+    """Record ``(count, keep)`` of every call of JaxFold.run_epochs."""
+    calls, run_epochs = [], jb.JaxFold.run_epochs
+
+    def counted(fold, carry, count, keep):
+        calls.append((count, keep))
+        return run_epochs(fold, carry, count, keep)
+
+    monkeypatch.setattr(jb.JaxFold, "run_epochs", counted)
+    return calls
+
+
 @pytest.mark.parametrize("batch_size", [1, 5, 64])  # examples, a smaller last batch, one batch of all (no orders)
-def test_a_fit_nothing_watches_runs_several_epochs_a_call_and_trains_what_one_epoch_a_call_trains(
-    batch_size, monkeypatch
-):
+def test_several_epochs_a_call_train_what_one_epoch_a_call_trains_evaluated_or_not(batch_size, monkeypatch):
     g, params, data = linear_problem()
-    calls = []
-    run_epochs = jb.JaxFold.run_epochs
-    monkeypatch.setattr(jb.JaxFold, "run_epochs", lambda fold, carry, count: calls.append(count) or run_epochs(
-        fold, carry, count))
+    calls = _counting_calls(monkeypatch)
     epochs = 150 if batch_size == 64 else 3
     fit = functools.partial(train.fit, g, params, data, optimizer=optim.adam(0.01), epochs=epochs,
                             batch_size=batch_size, seed=3, backend="jax")
+    runs = [64, 64, 22] if batch_size == 64 else [3]  # one call per run of epochs, each checked when it returns
     quiet = fit()
-    assert calls == ([64, 64, 22] if batch_size == 64 else [3])  # one call per run of epochs, each checked
+    assert calls == [(n, False) for n in runs]
     calls.clear()
-    watched = fit(on_epoch=lambda state: None)  # one epoch a call, to look at every one
-    assert calls == []
-    _exactly_equal(quiet, watched)
+    seen = []
+    evaluated = fit(evaluate=lambda p: seen.append(p) or {"w0": p["w"][0]})
+    assert calls == [(n, True) for n in runs]  # each epoch's params come back with the call
+    calls.clear()
+    steps = []
+    one_at_a_time = fit(on_epoch=lambda state: steps.append(state.step))  # runs as each epoch ends
+    assert calls == [] and steps == [e * -(-64 // batch_size) for e in range(1, epochs + 1)]
+    assert fit(progress=lambda epochs: epochs).params["w"].tolist() == quiet.params["w"].tolist() and calls == []
+    _exactly_equal(quiet, evaluated)
+    _exactly_equal(quiet, one_at_a_time)
     np.testing.assert_allclose(quiet.params["w"], fit(backend="numpy").params["w"], rtol=1e-10)
+    assert [m["w0"] for m in evaluated.state.metrics] == [p["w"][0] for p in seen]
+    for e in (1, epochs // 2, epochs):  # what evaluate saw is what a fit of that many epochs ends with
+        ended = fit(epochs=e)
+        for name in params:
+            np.testing.assert_array_equal(seen[e - 1][name], ended.params[name])
+
+
+def test_a_divergence_inside_an_evaluated_call_is_reported_after_every_epoch_before_it_was_evaluated():
+    g, params, data = linear_problem()
+    results = []
+    for backend in ("numpy", "jax"):
+        seen = []
+        with pytest.raises(train.DivergenceError) as caught:
+            train.fit(g, params, data, optimizer=optim.sgd(1.5), epochs=400, batch_size=64, backend=backend,
+                      evaluate=lambda p: seen.append(p["b"]) or {})
+        results.append((caught.value, seen))
+    (want, want_seen), (got, got_seen) = results
+    assert len(got_seen) == len(want_seen) == 340  # epoch 340's step fails: every earlier epoch was evaluated
+    np.testing.assert_allclose(got_seen, want_seen, rtol=1e-9)
+    assert str(got) == str(want) and len(got.state.metrics) == len(want.state.metrics) == 340
+    np.testing.assert_allclose(got.state.params["w"], want.state.params["w"], rtol=1e-9)
 
 
 def test_ctrl_c_during_a_quiet_fit_keeps_the_state_where_the_last_run_of_epochs_ended(monkeypatch):
     g, params, data = linear_problem()
     run_epochs, calls = jb.JaxFold.run_epochs, []
 
-    def interrupted_on_the_second_call(fold, carry, count):
+    def interrupted_on_the_second_call(fold, carry, count, keep):
         calls.append(count)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return run_epochs(fold, carry, count)
+        return run_epochs(fold, carry, count, keep)
 
     monkeypatch.setattr(jb.JaxFold, "run_epochs", interrupted_on_the_second_call)
     with pytest.raises(train.TrainingInterrupted) as caught:
@@ -205,6 +241,27 @@ def test_ctrl_c_during_a_quiet_fit_keeps_the_state_where_the_last_run_of_epochs_
     assert (state.epoch, state.step, len(state.history)) == (64, 64, 64)
     want = train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=64, batch_size=64)
     np.testing.assert_allclose(state.params["w"], want.params["w"], rtol=1e-10)
+
+
+def test_ctrl_c_in_evaluate_inside_a_call_keeps_the_last_epoch_it_evaluated():
+    g, params, data = linear_problem()
+    calls = []
+
+    def interrupt_at_ten(p):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return {}
+
+    with pytest.raises(train.TrainingInterrupted) as caught:
+        train.fit(g, params, data, optimizer=optim.adam(0.1), epochs=100, batch_size=64, backend="jax",
+                  evaluate=interrupt_at_ten)
+    state = caught.value.state
+    assert (state.epoch, len(state.history), len(state.metrics)) == (9, 9, 9)
+    want = train.fit(g, params, data, optimizer=optim.adam(0.1), epochs=9, batch_size=64)
+    np.testing.assert_allclose(state.params["w"], want.params["w"], rtol=1e-12)
+    assert state.opt_state["count"] == want.state.opt_state["count"] == 9
+    np.testing.assert_allclose(state.opt_state["mu"]["w"], want.state.opt_state["mu"]["w"], rtol=1e-12)
 
 
 def test_a_fit_resumed_with_metrics_keeps_one_entry_per_epoch_when_it_goes_on_quietly():

@@ -324,29 +324,37 @@ def _fast_epoch(step, n: int, batch_size: int, shard):
     return epoch
 
 
-def _epoch_run(epoch, capacity: int):
+def _epoch_run(epoch, capacity: int, keep: bool = False):
     """Up to ``capacity`` whole epochs in one call: ``(params, opt_state,
-    healthy, data, orders, count) -> (params, opt_state, means, healthy)``,
-    epoch i of the run visiting ``orders[i]`` (None: the stored order), the
-    first ``count`` entries of ``means`` their mean objectives.
+    healthy, data, orders, count) -> (params, opt_state, means, healthy,
+    kept)``, epoch i of the run visiting ``orders[i]`` (None: the stored
+    order), the first ``count`` entries of ``means`` their mean objectives;
+    with ``keep``, ``kept`` holds ``(params, opt_state)`` after each epoch,
+    stacked along a leading axis (for what watches every epoch), else None.
 
     Each epoch is the same :func:`_fast_epoch` (its ``lax.scan`` over the
     batches) inside a loop whose trip count is an argument, so one
-    compilation serves every ``count``: a fit that nothing watches between
-    epochs pays the host's cost of a call (arguments, dispatch, the wait
-    for the result) once per run of epochs instead of once per epoch.
+    compilation serves every ``count``: a fit pays the host's cost of a
+    call (arguments, dispatch, the wait for the result) once per run of
+    epochs instead of once per epoch.
     """
 
     def run(params, opt_state, healthy, data, orders, count):
         def body(i, carry):
-            params, opt_state, healthy, means = carry
+            params, opt_state, healthy, means, kept = carry
             order = None if orders is None else orders[i]
             params, opt_state, mean, healthy = epoch(params, opt_state, jnp.float64(0.0), healthy, data, order, 0)
-            return params, opt_state, healthy, means.at[i].set(mean)
+            if keep:
+                kept = jax.tree_util.tree_map(lambda stack, leaf: stack.at[i].set(leaf), kept, (params, opt_state))
+            return params, opt_state, healthy, means.at[i].set(mean), kept
 
-        start = (params, opt_state, healthy, jnp.zeros(capacity))
-        params, opt_state, healthy, means = lax.fori_loop(0, count, body, start)
-        return params, opt_state, means, healthy
+        kept = None
+        if keep:
+            kept = jax.tree_util.tree_map(lambda leaf: jnp.zeros((capacity,) + jnp.shape(leaf), jnp.result_type(leaf)),
+                                          (params, opt_state))
+        start = (params, opt_state, healthy, jnp.zeros(capacity), kept)
+        params, opt_state, healthy, means, kept = lax.fori_loop(0, count, body, start)
+        return params, opt_state, means, healthy, kept
 
     return run
 
@@ -433,22 +441,27 @@ def _describe(step, params, opt_state, batch, size) -> str:
 class Epochs:
     """The jitted epochs of one (program, optimiser, examples, batch size,
     devices): ``fast``, one epoch (:func:`_fast_epoch`); ``run``, up to
-    ``capacity`` epochs a call (:func:`_epoch_run`); and ``checked``
-    (:func:`_checked_epoch`). jax.jit traces and compiles each when it is
-    first called: ``checked`` only after a failure. Kept in the program's
-    cache, so that a fit run again with the same optimiser compiles nothing."""
+    ``capacity`` epochs a call, and ``run_keeping``, up to ``kept`` epochs
+    a call that also returns each one's params and optimiser state
+    (:func:`_epoch_run`); and ``checked`` (:func:`_checked_epoch`).
+    jax.jit traces and compiles each when it is first called: ``checked``
+    only after a failure. Kept in the program's cache, so that a fit run
+    again with the same optimiser compiles nothing."""
 
     fast: Callable
     run: Callable
+    run_keeping: Callable
     checked: Callable
     capacity: int
+    kept: int
 
     @classmethod
-    def of(cls, step, n: int, batch_size: int, shard, capacity: int) -> Epochs:
+    def of(cls, step, n: int, batch_size: int, shard, capacity: int, kept: int) -> Epochs:
         """The epochs of ``step`` over ``n`` examples in batches of ``batch_size``."""
         epoch = _fast_epoch(step, n, batch_size, shard)
         return cls(jax.jit(epoch, static_argnums=6), jax.jit(_epoch_run(epoch, capacity)),
-                   _checked_epoch(step, n, batch_size, shard), capacity)
+                   jax.jit(_epoch_run(epoch, kept, keep=True)), _checked_epoch(step, n, batch_size, shard),
+                   capacity, kept)
 
 
 #: The most epochs one call runs (see :func:`_epoch_run`): past a few dozen
@@ -456,19 +469,23 @@ class Epochs:
 MAX_EPOCHS_PER_CALL = 64
 #: The most entries of the visiting orders one call takes (64 epochs of 16,384 examples).
 MAX_ORDER_ENTRIES = 1 << 20
+#: The most numbers of params and optimiser states one call keeps for what watches each epoch (32 MiB).
+MAX_KEPT_NUMBERS = 1 << 22
 
 
-def epochs_per_call(n: int, steps_per_epoch: int, check_steps: int) -> int:
+def epochs_per_call(n: int, steps_per_epoch: int, check_steps: int, state_size: int = 0) -> int:
     """How many epochs one call of :func:`_epoch_run` may run: a call ends
-    with a check, so it runs at most ``check_steps`` steps, and its orders
-    stay within :data:`MAX_ORDER_ENTRIES`."""
-    return max(1, min(MAX_EPOCHS_PER_CALL, check_steps // steps_per_epoch, MAX_ORDER_ENTRIES // n))
+    with a check, so it runs at most ``check_steps`` steps, its orders stay
+    within :data:`MAX_ORDER_ENTRIES`, and the states it keeps (``state_size``
+    numbers each, 0 when it keeps none) within :data:`MAX_KEPT_NUMBERS`."""
+    kept = MAX_KEPT_NUMBERS // state_size if state_size else MAX_EPOCHS_PER_CALL
+    return max(1, min(MAX_EPOCHS_PER_CALL, check_steps // steps_per_epoch, MAX_ORDER_ENTRIES // n, kept))
 
 
 @attrs.frozen(eq=False)
 class JaxFold(Fold):
-    """A fit's fold on this backend: each epoch one call of a jitted
-    ``lax.scan``, or several epochs a call when nothing watches between them
+    """A fit's fold on this backend: each epoch a jitted ``lax.scan``, up
+    to 64 epochs a call unless on_epoch watches each one as it ends
     (:meth:`run_epochs`); between calls the params and the optimiser's
     state stay on the device. :meth:`state` brings them back as NumPy
     arrays, shaped like the NumPy backend's."""
@@ -504,29 +521,36 @@ class JaxFold(Fold):
             params, opt_state, mean, healthy = self.epochs.fast(params, opt_state, running, healthy, data, order, start)
         return Carry(carry.epoch + 1, params, opt_state, carry.step + self.steps_per_epoch - start, 0.0, mean, healthy)
 
-    @property
-    def epochs_per_call(self) -> int:
-        """The most epochs :meth:`run_epochs` runs in one call."""
-        return self.epochs.capacity
+    def epochs_per_call(self, keep: bool) -> int:
+        """The most epochs :meth:`run_epochs` runs in one call (keeping each one's state, or not)."""
+        return self.epochs.kept if keep else self.epochs.capacity
 
-    def run_epochs(self, carry: Carry, count: int) -> tuple:
-        """``(carry, means, healthy)`` after the ``count`` whole epochs from
-        ``carry`` (which stands at the start of one), run in one call; waits
-        for them: ``means`` their mean objectives, NumPy floats, and
-        ``healthy`` whether every objective sum and param stayed finite."""
+    def run_epochs(self, carry: Carry, count: int, keep: bool) -> tuple:
+        """``(carries, healthy)`` after the ``count`` whole epochs from
+        ``carry`` (which stands at the start of one), run in one call, which
+        this waits for: the carry after each epoch, with its mean objective,
+        and whether every objective sum and param stayed finite. Only with
+        ``keep`` does every carry hold its params and optimiser state (NumPy
+        copies); without, only the last (on the device) does."""
         orders = None
         if self.batch_size < self.num_examples:
-            orders = np.zeros((self.epochs.capacity, self.num_examples), dtype=np.intp)
+            orders = np.zeros((self.epochs_per_call(keep), self.num_examples), dtype=np.intp)
             for i in range(count):
                 orders[i] = epoch_permutation(self.num_examples, self.seed, carry.epoch + i)
         opt_state = jax.tree_util.tree_map(_typed, carry.opt_state)
+        run = self.epochs.run_keeping if keep else self.epochs.run
         with x64():
-            params, opt_state, means, healthy = self.epochs.run(carry.params, opt_state, np.bool_(True), self.data,
-                                                                orders, np.int64(count))
-            means, healthy = jax.device_get((means, healthy))
-        means = [np.float64(m) for m in means[:count]]
-        end = Carry(carry.epoch + count, params, opt_state, carry.step + count * self.steps_per_epoch, 0.0, means[-1])
-        return end, means, bool(healthy)
+            params, opt_state, means, healthy, kept = run(carry.params, opt_state, np.bool_(True), self.data, orders,
+                                                          np.int64(count))
+            means, healthy, kept = jax.device_get((means, healthy, kept))
+        carries = []
+        for i in range(count):
+            if keep:
+                params, opt_state = jax.tree_util.tree_map(lambda stack, i=i: np.array(stack[i]), kept)
+            last = keep or i == count - 1
+            carries.append(Carry(carry.epoch + i + 1, params if last else None, opt_state if last else None,
+                                 carry.step + (i + 1) * self.steps_per_epoch, 0.0, np.float64(means[i])))
+        return carries, bool(healthy)
 
     def finite(self, carry: Carry) -> bool:
         """Whether every epoch up to ``carry`` had a finite objective sum and finite params (waits for them)."""
@@ -585,9 +609,11 @@ def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mappi
     n, batch_size = fixed["num_examples"], fixed["batch_size"]
     shard = _sharding(devices, batch_size)
     step = _cached(program, ("jax", "step", optimizer), lambda: _step_function(program, optimizer))
-    capacity = epochs_per_call(n, fixed["steps_per_epoch"], JaxFold.check_steps)
+    spe, size = fixed["steps_per_epoch"], sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(
+        (state.params, state.opt_state)))
+    capacity, kept = (epochs_per_call(n, spe, JaxFold.check_steps, keeps) for keeps in (0, size))
     epochs = _cached(program, ("jax", "epochs", optimizer, n, batch_size, devices),
-                     lambda: Epochs.of(step, n, batch_size, shard, capacity))
+                     lambda: Epochs.of(step, n, batch_size, shard, capacity, kept))
     with x64():
         device_data = {k: jnp.asarray(v) for k, v in data.items()}
     return JaxFold(fast=None, checked=None, batcher=None, **fixed, epochs=epochs, step=step,
