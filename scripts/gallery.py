@@ -8,6 +8,7 @@ Run from the repository root::
     python scripts/gallery.py --only cnn,sunspots
     python scripts/gallery.py --quick             # a tiny subset, one or two epochs (seconds)
     python scripts/gallery.py --jobs 1            # one process
+    python scripts/gallery.py --backend jax       # every fit compiled by XLA (pip install -e ".[jax]")
 
 It trains every model of the registry ``showcase.EXPERIMENTS`` (a
 convolutional, a recurrent and a residual classifier of the handwritten
@@ -28,7 +29,7 @@ settings and writes into ``--out``:
 
 Reproducibility: the same ``--seed`` gives the same numbers bit for bit,
 whatever ``--jobs`` is, except the values measured with a clock (listed in
-each entry's ``timing_keys``).
+each entry's ``timing_keys``); ``--backend jax`` gives them to rounding.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
         prog="gallery.py",
         description="Structured networks (convolutional, recurrent, residual, a forecaster) trained with fgraph: "
                     "GALLERY.md, figures and results.json.")
-    cli.add_job_arguments(p, EXPERIMENTS, default_out="report/gallery")
+    cli.add_job_arguments(p, EXPERIMENTS, default_out="report/gallery", backends=GALLERY.backends)
     return p
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from functools import partial
 
+from fgraph.backends import BACKENDS
 from jobs import Experiment, JobSpec, registry
 from models.presets import PRESETS
 from showcase import report
@@ -68,4 +69,5 @@ EXPERIMENTS = registry(
 )
 
 GALLERY = JobSpec(title="fgraph gallery: structured networks", program="scripts/gallery.py", experiments=EXPERIMENTS,
-                  plots=PLOTS, report=report.build, page="GALLERY.md", pdf=False)
+                  plots=PLOTS, report=report.build, page="GALLERY.md", pdf=False,
+                  backends=BACKENDS)  # every runner passes context.backend to fit

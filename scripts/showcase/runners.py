@@ -67,7 +67,7 @@ def _fit(exp: Experiment, s: dict, model: models.Model, data: dict, seed: int, c
     t0 = time.perf_counter()
     result = train.fit(model.graph, model.init(seed), data, optimizer=optimizer(s["optimizer"]), epochs=s["epochs"],
                        batch_size=s["batch_size"], seed=seed, evaluate=evaluate,
-                       progress=context.progress(exp.id, s["epochs"]))
+                       progress=context.progress(exp.id, s["epochs"]), backend=context.backend)
     return result, time.perf_counter() - t0
 
 
