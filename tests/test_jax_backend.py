@@ -445,3 +445,24 @@ def test_a_sum_of_finite_objectives_that_overflows_is_not_a_divergence_on_either
     assert results[0].history[0] == results[1].history[0] == np.inf
     for name in params:
         np.testing.assert_allclose(results[1].params[name], results[0].params[name], rtol=1e-12)
+
+
+def test_a_sweep_over_many_optimizers_keeps_only_the_latest_fits_compiled():
+    """Each fit's compiled epochs hold XLA executables (megabytes): a program keeps those of its
+    KEPT_FITS most recently used (optimiser, examples, batch size, devices), so a sweep does not grow
+    without bound; a fit with a kept optimiser reuses its epochs, one dropped compiles them again."""
+    g, params, data = linear_problem()
+    optimizers = [optim.sgd(0.001 * (i + 1)) for i in range(jb.KEPT_FITS + 3)]
+    program = train._fit_program(g, "objective", optimizers[0])
+    fits = lambda: program.backends[("jax", "fits")]  # noqa: E731
+    for opt in optimizers:
+        train.fit(g, params, data, optimizer=opt, epochs=1, batch_size=16, backend="jax")
+    assert len(fits()) == jb.KEPT_FITS
+    assert [key[0] for key in fits()] == optimizers[-jb.KEPT_FITS:]  # the least recent went first
+    latest = fits()[(optimizers[-1], 64, 16, None)]
+    train.fit(g, params, data, optimizer=optimizers[-1], epochs=1, batch_size=16, backend="jax")
+    assert fits()[(optimizers[-1], 64, 16, None)] is latest  # reused, not compiled again
+    again = train.fit(g, params, data, optimizer=optimizers[0], epochs=2, batch_size=16, backend="jax")
+    want = train.fit(g, params, data, optimizer=optimizers[0], epochs=2, batch_size=16)
+    np.testing.assert_allclose(again.params["w"], want.params["w"], rtol=1e-12)
+    assert len(fits()) == jb.KEPT_FITS and next(reversed(fits()))[0] is optimizers[0]

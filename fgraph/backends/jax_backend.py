@@ -204,10 +204,30 @@ def lower_program(program_function):
 
 
 def _cached(program, key, make):
+    """``make()``, made once per program and ``key``."""
     cache = program.backends
     found = cache.get(key)
     if found is None:
         found = cache[key] = make()
+    return found
+
+
+#: How many fits' compiled epochs one program keeps (one per optimiser,
+#: number of examples, batch size and devices): each holds XLA executables
+#: of a few MB, so a sweep over many optimisers keeps only the latest.
+KEPT_FITS = 8
+
+
+def _recent(program, key, make):
+    """``make()``, kept in the program among the :data:`KEPT_FITS` most
+    recently used under the fits' keys (the least recent is dropped)."""
+    fits = program.backends.setdefault(("jax", "fits"), {})
+    found = fits.pop(key, None)
+    if found is None:
+        found = make()
+    fits[key] = found  # insertion order is recency: the most recent last
+    while len(fits) > KEPT_FITS:
+        del fits[next(iter(fits))]
     return found
 
 
@@ -446,7 +466,7 @@ class Epochs:
     (:func:`_epoch_run`); and ``checked`` (:func:`_checked_epoch`).
     jax.jit traces and compiles each when it is first called: ``checked``
     only after a failure. Kept in the program's cache, so that a fit run
-    again with the same optimiser compiles nothing."""
+    again with the same optimiser compiles nothing (see :data:`KEPT_FITS`)."""
 
     fast: Callable
     run: Callable
@@ -608,12 +628,15 @@ def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mappi
     has (steps_per_epoch, seed, batch_size, num_examples, optimizer)."""
     n, batch_size = fixed["num_examples"], fixed["batch_size"]
     shard = _sharding(devices, batch_size)
-    step = _cached(program, ("jax", "step", optimizer), lambda: _step_function(program, optimizer))
     spe, size = fixed["steps_per_epoch"], sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(
         (state.params, state.opt_state)))
     capacity, kept = (epochs_per_call(n, spe, JaxFold.check_steps, keeps) for keeps in (0, size))
-    epochs = _cached(program, ("jax", "epochs", optimizer, n, batch_size, devices),
-                     lambda: Epochs.of(step, n, batch_size, shard, capacity, kept))
+
+    def make():
+        step = _step_function(program, optimizer)
+        return step, Epochs.of(step, n, batch_size, shard, capacity, kept)
+
+    step, epochs = _recent(program, (optimizer, n, batch_size, devices), make)
     with x64():
         device_data = {k: jnp.asarray(v) for k, v in data.items()}
     return JaxFold(fast=None, checked=None, batcher=None, **fixed, epochs=epochs, step=step,
