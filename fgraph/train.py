@@ -616,7 +616,7 @@ def _run(fold: _Fold, state: TrainState, epochs: int, edges: _Edges) -> TrainSta
     # on_epoch and a progress wrapper run between epochs as they end; evaluate and the bar can be served later.
     in_calls = edges.on_epoch is None and edges.wrap is _unwrapped and fold.epochs_per_call(edges.watching) > 1
     try:
-        carry, _ = (_run_in_calls if in_calls else _run_watched)(fold, carry, epochs, edges, history, metrics)
+        carry = (_run_in_calls if in_calls else _run_watched)(fold, carry, epochs, edges, history, metrics)
     except _Interrupted as interrupted:
         raise TrainingInterrupted(fold.state(interrupted.carry, history, metrics)) from None
     finally:
@@ -632,10 +632,11 @@ class _Interrupted(Exception):
         self.carry = carry
 
 
-def _after_epoch(edges: _Edges, fold: _Fold, carry: _Carry, history: list, metrics: list) -> bool:
-    """Show and report the epoch that ended at ``carry`` (its mean the last
-    of ``history``); True when ``on_epoch`` said STOP. With nothing to show,
+def _ended(edges: _Edges, fold: _Fold, carry: _Carry, history: list, metrics: list) -> bool:
+    """Record the mean of the epoch that ended at ``carry`` in ``history``
+    and show it: True when ``on_epoch`` said STOP. With nothing to show,
     no call: only a fit that kept metrics gets its empty entry."""
+    history.append(carry.mean)
     if edges.watching or edges.bar is not None:
         return edges.after(fold, carry, history, metrics)
     if metrics:
@@ -643,56 +644,49 @@ def _after_epoch(edges: _Edges, fold: _Fold, carry: _Carry, history: list, metri
     return False
 
 
-def _run_watched(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> tuple:
+def _run_watched(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> _Carry:
     """The fold one epoch at a time up to epoch ``epochs``, each followed by
-    what watches it (evaluate, progress, on_epoch): ``(carry, stopped)``."""
+    what watches it (evaluate, progress, on_epoch): the carry where it ends
+    or ``on_epoch`` stops it."""
     verified, check_every = carry, max(1, fold.check_steps // fold.steps_per_epoch)
     try:
         for _ in edges.wrap(range(carry.epoch, epochs)):
             check = edges.watching or carry.epoch == epochs - 1 or carry.epoch + 1 - verified.epoch >= check_every
             advanced, verified = _advance(fold, carry, verified, check, history, metrics)
-            history.append(advanced.mean)
-            stop = _after_epoch(edges, fold, advanced, history, metrics)
+            stop = _ended(edges, fold, advanced, history, metrics)
             carry = advanced
             if stop:
-                return carry, True
+                break
     except KeyboardInterrupt:
         raise _Interrupted(carry) from None
-    return carry, False
+    return carry
 
 
-def _run_in_calls(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> tuple:
-    """The fold on a fold that runs several epochs a call
-    (:meth:`_Fold.run_epochs`), each call checked when it returns, then
+def _run_in_calls(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history: list, metrics: list) -> _Carry:
+    """The fold, without ``on_epoch``, on a fold that runs several epochs a
+    call (:meth:`_Fold.run_epochs`), each call checked when it returns, then
     ``evaluate`` and the progress bar for each of its epochs, in order: the
     same epochs, means and metrics as :func:`_run_watched`. A call that
     failed is run again one epoch at a time by :func:`_run_watched`, which
     finds the failure as a fit that checks every epoch does; a state
     resumed inside an epoch finishes that epoch on its own first."""
     if carry.step != carry.epoch * fold.steps_per_epoch and carry.epoch < epochs:
-        carry, stopped = _run_watched(fold, carry, carry.epoch + 1, edges, history, metrics)
-        if stopped:
-            return carry, True
+        carry = _run_watched(fold, carry, carry.epoch + 1, edges, history, metrics)
     keep = edges.watching  # evaluate needs each epoch's params (and Ctrl-C in it, the state of the one before)
     try:
         while carry.epoch < epochs:
             count = min(fold.epochs_per_call(keep), epochs - carry.epoch)
             carries, healthy = fold.run_epochs(carry, count, keep)
             if not healthy:
-                carry, stopped = _run_watched(fold, carry, carry.epoch + count, edges, history, metrics)
-                if stopped:
-                    return carry, True
+                carry = _run_watched(fold, carry, carry.epoch + count, edges, history, metrics)
                 continue
             for advanced in carries:
-                history.append(advanced.mean)
-                stop = _after_epoch(edges, fold, advanced, history, metrics)
+                _ended(edges, fold, advanced, history, metrics)  # no on_epoch here: nothing stops the fit
                 if advanced.params is not None:  # only the last holds params unless evaluate watches
                     carry = advanced
-                if stop:
-                    return carry, True
     except KeyboardInterrupt:
         raise _Interrupted(carry) from None
-    return carry, False
+    return carry
 
 
 def _verify_shapes(g: Graph, program, params, batches: list) -> None:

@@ -30,9 +30,10 @@ SCRIPT = SCRIPTS / "gallery.py"
 if str(SCRIPTS) not in sys.path:  # the job's packages (jobs, showcase, report) live in scripts/
     sys.path.insert(0, str(SCRIPTS))
 
+from job_cases import assert_every_fit_gets_the_jobs_backend  # noqa: E402
+
 import fgraph  # noqa: E402
 from jobs import Outcome  # noqa: E402
-from jobs.workers import run_task  # noqa: E402
 from showcase import EXPERIMENTS, GALLERY  # noqa: E402
 from showcase.data import accuracy, confusion, head, rmse  # noqa: E402
 from showcase.report import optimizer_text  # noqa: E402
@@ -233,21 +234,7 @@ JAX_IDS = ("cnn", "sunspots")  # a convolution and pooling, a recurrence: a few 
 
 
 def test_every_fit_of_every_runner_gets_the_jobs_backend(monkeypatch):
-    """Each experiment run as a task with backend "jax": every ``fit`` it calls is asked for "jax" (the spy
-    runs it on NumPy, so no JAX is needed), and its config records the backend."""
-    asked, fit = [], fgraph.train.fit
-
-    def spy(*args, backend="numpy", **kwargs):
-        asked.append(backend)
-        return fit(*args, **kwargs)
-
-    monkeypatch.setattr(fgraph.train, "fit", spy)
-    for exp in EXPERIMENTS.values():
-        asked.clear()
-        [(exp_id, outcome)] = run_task((exp,), 0, True, False, "jax", 1)
-        assert not isinstance(outcome, str), outcome
-        assert asked and set(asked) == {"jax"}, (exp_id, asked)
-        assert outcome.config["backend"] == "jax", exp_id
+    assert_every_fit_gets_the_jobs_backend(EXPERIMENTS, monkeypatch)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install -e '.[jax]')")

@@ -41,10 +41,12 @@ SCRIPT = SCRIPTS / "homework.py"
 if str(SCRIPTS) not in sys.path:  # the job's packages (jobs, assignment, report) live in scripts/
     sys.path.insert(0, str(SCRIPTS))
 
+from job_cases import assert_every_fit_gets_the_jobs_backend  # noqa: E402
+
 from assignment import EXPERIMENTS, HOMEWORK  # noqa: E402
 from jobs import Cache, Experiment, LearningCurve, Options, Outcome, Plot, registry, run_job  # noqa: E402
 from jobs.outcome import outside_bands, results_entry, within_published  # noqa: E402
-from jobs.workers import completed, run_task, start_method, worker_pool  # noqa: E402
+from jobs.workers import completed, start_method, worker_pool  # noqa: E402
 from report import content  # noqa: E402
 from report.document import Paragraph  # noqa: E402
 from report.numbers import band  # noqa: E402
@@ -273,21 +275,7 @@ JAX_IDS = ("ridge_l2_0", "mlp_no_features", "multiclass")  # ridge_fit, an MLP's
 
 
 def test_every_fit_of_every_runner_gets_the_jobs_backend(monkeypatch):
-    """Each experiment run as a task with backend "jax": every ``fit`` it calls is asked for "jax" (the spy
-    runs it on NumPy, so no JAX is needed), and its config records the backend."""
-    asked, fit = [], fgraph.train.fit
-
-    def spy(*args, backend="numpy", **kwargs):
-        asked.append(backend)
-        return fit(*args, **kwargs)
-
-    monkeypatch.setattr(fgraph.train, "fit", spy)
-    for exp in EXPERIMENTS.values():
-        asked.clear()
-        [(exp_id, outcome)] = run_task((exp,), 0, True, False, "jax", 1)
-        assert not isinstance(outcome, str), outcome
-        assert asked and set(asked) == {"jax"}, (exp_id, asked)
-        assert outcome.config["backend"] == "jax", exp_id
+    assert_every_fit_gets_the_jobs_backend(EXPERIMENTS, monkeypatch)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install -e '.[jax]')")
