@@ -623,7 +623,7 @@ def make_fgraph_jax(w: Workload) -> Runner:
     the runner also has ``timed``: the steady epochs, clocked apart from
     the fixed cost.
     """
-    jax = _import_jax()
+    _import_jax()
     g = fgraph_graph(w)
     data = {"x": w.X, "y": w.Y}
     optimizer = optim.sgd(w.lr)
@@ -631,13 +631,7 @@ def make_fgraph_jax(w: Workload) -> Runner:
     def run(epochs: int) -> dict:
         result = train.fit(g, dict(w.params), data, optimizer=optimizer, epochs=epochs, batch_size=w.batch_size,
                            seed=w.seed, backend="jax")
-        return {k: np.asarray(v) for k, v in result.params.items()}
-
-    def clocked(epochs: int) -> float:
-        t0 = time.perf_counter()
-        run(epochs)
-        jax.block_until_ready(jax.live_arrays())  # work still queued on the device is inside the clock
-        return time.perf_counter() - t0
+        return {k: np.asarray(v) for k, v in result.params.items()}  # fit waited for the device: nothing is queued
 
     long_fit = []
 
@@ -646,15 +640,11 @@ def make_fgraph_jax(w: Workload) -> Runner:
         that the long one takes about ``seconds``): the steady epochs are the
         difference of the two, the fixed cost what the short one took beyond its epochs."""
         if not long_fit:
-            clocked(1)  # traces and compiles
-            epochs, elapsed = SHORT_FIT, clocked(SHORT_FIT)
-            while elapsed < seconds / 4 and epochs < 1_000_000:
-                epochs *= 4
-                elapsed = clocked(epochs)
-            long_fit.append(max(SHORT_FIT, round(epochs * seconds / max(elapsed, 1e-9))))
+            _time_once(run, 1)  # traces and compiles
+            long_fit.append(epochs_for(run, seconds, start=SHORT_FIT))
         long = long_fit[0]
         short = long // SHORT_FIT
-        t_short, t_long = clocked(short), clocked(long)
+        t_short, t_long = _time_once(run, short), _time_once(run, long)
         steady = t_long - t_short
         return Timing(steady, long - short, t_short - steady * short / (long - short))
 
@@ -1070,19 +1060,22 @@ def measure(run: Runner, epochs: int | None, target: float) -> Timing:
     return Timing(_time_once(run, epochs), epochs) if timed is None else timed(target)
 
 
-def calibrate(run: Runner, target: float) -> int | None:
-    """Epochs per measurement so that one takes about ``target`` seconds (also a warm-up).
-
-    None for a runner with its own clock: each of its calls runs for the
-    target (and a call costs it a compile, so none is spent on calibrating).
-    """
-    if getattr(run, "timed", None) is not None:
-        return None
-    epochs, elapsed = 1, _time_once(run, 1)
+def epochs_for(run: Runner, target: float, start: int = 1) -> int:
+    """Epochs (at least ``start``) that one call of ``run`` takes about ``target`` seconds
+    to train: calls of ``start``, 4·start, ... epochs until one takes a quarter of it."""
+    epochs, elapsed = start, _time_once(run, start)
     while elapsed < target / 4 and epochs < 1_000_000:
         epochs *= 4
         elapsed = _time_once(run, epochs)
-    return max(1, round(epochs * target / max(elapsed, 1e-9)))
+    return max(start, round(epochs * target / max(elapsed, 1e-9)))
+
+
+def calibrate(run: Runner, target: float) -> int | None:
+    """Epochs per measurement so that one takes about ``target`` seconds (also a warm-up).
+
+    None for a runner with its own clock, which calibrates itself.
+    """
+    return None if getattr(run, "timed", None) is not None else epochs_for(run, target)
 
 
 def summarize(samples: list) -> dict:

@@ -321,8 +321,8 @@ def _fast_epoch(step, n: int, batch_size: int, shard):
     NumPy fold: a NaN or inf gradient makes the params so, and a failed
     epoch is run again by :func:`_checked_epoch`. Everything the host
     needs is computed here: an operation on a device array outside a
-    compiled function costs a dispatch of its own. Not jitted: see
-    :func:`_jitted_epochs`."""
+    compiled function costs a dispatch of its own. Not jitted here:
+    :meth:`Epochs.of` jits it alone and inside :func:`_epoch_run`."""
     size = None if batch_size == 1 else batch_size
     steps = -(-n // batch_size)
 
@@ -520,8 +520,14 @@ class JaxFold(Fold):
         """The step of the epoch that ``carry`` stands at (a resumed state may be inside one)."""
         return carry.step - carry.epoch * self.steps_per_epoch
 
+    @property
+    def _shuffles(self) -> bool:
+        """Whether an epoch visits the examples in its permutation (else: one batch of all, as stored)."""
+        return self.batch_size < self.num_examples
+
     def _order(self, epoch: int):
-        return None if self.batch_size >= self.num_examples else epoch_permutation(self.num_examples, self.seed, epoch)
+        """The visiting order of ``epoch``, or None for one batch of all."""
+        return epoch_permutation(self.num_examples, self.seed, epoch) if self._shuffles else None
 
     #: A check waits for the device: check rarely (a failure replays from the last check).
     check_steps = 1 << 14
@@ -553,10 +559,10 @@ class JaxFold(Fold):
         ``keep`` does every carry hold its params and optimiser state (NumPy
         copies); without, only the last (on the device) does."""
         orders = None
-        if self.batch_size < self.num_examples:
+        if self._shuffles:  # the rows past ``count`` are never read
             orders = np.zeros((self.epochs_per_call(keep), self.num_examples), dtype=np.intp)
             for i in range(count):
-                orders[i] = epoch_permutation(self.num_examples, self.seed, carry.epoch + i)
+                orders[i] = self._order(carry.epoch + i)
         opt_state = jax.tree_util.tree_map(_typed, carry.opt_state)
         run = self.epochs.run_keeping if keep else self.epochs.run
         with x64():
@@ -566,10 +572,11 @@ class JaxFold(Fold):
         carries = []
         for i in range(count):
             if keep:
-                params, opt_state = jax.tree_util.tree_map(lambda stack, i=i: np.array(stack[i]), kept)
-            last = keep or i == count - 1
-            carries.append(Carry(carry.epoch + i + 1, params if last else None, opt_state if last else None,
-                                 carry.step + (i + 1) * self.steps_per_epoch, 0.0, np.float64(means[i])))
+                at = jax.tree_util.tree_map(lambda stack, i=i: np.array(stack[i]), kept)
+            else:
+                at = (params, opt_state) if i == count - 1 else (None, None)
+            carries.append(Carry(carry.epoch + i + 1, *at, carry.step + (i + 1) * self.steps_per_epoch, 0.0,
+                                 np.float64(means[i])))
         return carries, bool(healthy)
 
     def finite(self, carry: Carry) -> bool:
