@@ -483,17 +483,18 @@ def test_a_small_steps_scan_is_unrolled_and_a_large_ones_is_not():
     assert (small, large) == (jb.SMALL_STEP_UNROLL, 1) and jb.SMALL_STEP_UNROLL > 1
 
 
-def test_an_unrolled_epoch_with_steps_left_over_trains_as_numpy_does(monkeypatch):
-    """23 examples one at a time: 5 loop iterations of 4 steps and 3 steps after them."""
+@pytest.mark.parametrize("n", [3, 23])
+def test_an_unrolled_epoch_with_steps_left_over_trains_as_numpy_does(n, monkeypatch):
+    """Examples one at a time: 23 are 5 loop iterations of 4 steps and 3 steps after them; 3 fewer than 4."""
     chosen = []
     choose = jb.scan_unroll
     monkeypatch.setattr(jb, "scan_unroll", lambda *args: chosen.append(choose(*args)) or chosen[-1])
     g, params = mlp()
-    data = problem(n=23)
+    data = problem(n=n)
     want = train.fit(g, params, data, optimizer=optim.momentum(0.01, 0.9), epochs=3, batch_size=1, seed=5)
     got = train.fit(g, params, data, optimizer=optim.momentum(0.01, 0.9), epochs=3, batch_size=1, seed=5,
                     backend="jax")
-    assert chosen and set(chosen) == {jb.SMALL_STEP_UNROLL} and 23 % jb.SMALL_STEP_UNROLL
+    assert chosen and set(chosen) == {jb.SMALL_STEP_UNROLL} and n % jb.SMALL_STEP_UNROLL
     for name in params:
         np.testing.assert_allclose(got.params[name], want.params[name], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got.history, want.history, rtol=1e-12)
