@@ -466,35 +466,3 @@ def test_a_sweep_over_many_optimizers_keeps_only_the_latest_fits_compiled():
     want = train.fit(g, params, data, optimizer=optimizers[0], epochs=2, batch_size=16)
     np.testing.assert_allclose(again.params["w"], want.params["w"], rtol=1e-12)
     assert len(fits()) == jb.KEPT_FITS and next(reversed(fits()))[0] is optimizers[0]
-
-
-def test_a_small_steps_scan_is_unrolled_and_a_large_ones_is_not():
-    """Unrolling spreads the loop's own cost over a few small steps (workloads A and C of the bench);
-    a large step would gain nothing and compile longer. What a step produces is counted inside the
-    programs it calls too (a jitted function's outer product)."""
-    outer_sum = jax.jit(lambda x: jax.numpy.sum(jax.numpy.outer(x, x)))
-
-    def body(carry, x):
-        return carry + outer_sum(x), None
-
-    with jb.x64():
-        small = jb.scan_unroll(body, jax.numpy.float64(0.0), jax.numpy.ones((5, 10)))  # 100 numbers a step
-        large = jb.scan_unroll(body, jax.numpy.float64(0.0), jax.numpy.ones((5, 200)))  # 40,000, inside the jit
-    assert (small, large) == (jb.SMALL_STEP_UNROLL, 1) and jb.SMALL_STEP_UNROLL > 1
-
-
-@pytest.mark.parametrize("n", [3, 23])
-def test_an_unrolled_epoch_with_steps_left_over_trains_as_numpy_does(n, monkeypatch):
-    """Examples one at a time: 23 are 5 loop iterations of 4 steps and 3 steps after them; 3 fewer than 4."""
-    chosen = []
-    choose = jb.scan_unroll
-    monkeypatch.setattr(jb, "scan_unroll", lambda *args: chosen.append(choose(*args)) or chosen[-1])
-    g, params = mlp()
-    data = problem(n=n)
-    want = train.fit(g, params, data, optimizer=optim.momentum(0.01, 0.9), epochs=3, batch_size=1, seed=5)
-    got = train.fit(g, params, data, optimizer=optim.momentum(0.01, 0.9), epochs=3, batch_size=1, seed=5,
-                    backend="jax")
-    assert chosen and set(chosen) == {jb.SMALL_STEP_UNROLL} and n % jb.SMALL_STEP_UNROLL
-    for name in params:
-        np.testing.assert_allclose(got.params[name], want.params[name], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(got.history, want.history, rtol=1e-12)

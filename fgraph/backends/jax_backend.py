@@ -311,43 +311,6 @@ def _batches(data, order, start: int, n: int, B: int):
     return scanned, last
 
 
-#: A step that computes at most this many numbers (the sizes of every
-#: value its traced program produces) is small: the loop's own cost per
-#: iteration is a large share of it.
-SMALL_STEP_NUMBERS = 1 << 14
-#: Steps a small step's scan runs per loop iteration.
-SMALL_STEP_UNROLL = 4
-
-
-def _numbers_produced(jaxpr) -> int:
-    """How many numbers the equations of ``jaxpr`` produce, those of the
-    programs they call included (a jitted rule, a nested loop's body once)."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        total += sum(math.prod(getattr(var.aval, "shape", ())) for var in eqn.outvars)
-        for param in eqn.params.values():
-            for inner in param if isinstance(param, tuple) else (param,):
-                inner = getattr(inner, "jaxpr", inner)
-                if hasattr(inner, "eqns"):
-                    total += _numbers_produced(inner)
-    return total
-
-
-def scan_unroll(body, carry, scanned) -> int:
-    """Steps per iteration of the ``lax.scan`` of ``body`` over ``scanned``:
-    :data:`SMALL_STEP_UNROLL` when one step produces at most
-    :data:`SMALL_STEP_NUMBERS` numbers, else 1. A loop iteration costs XLA
-    a fixed overhead (the loop's test, slicing the batch out, the carry's
-    buffers) that is a third of a step of a few hundred numbers (workloads
-    A and C of ``scripts/bench.py``) and nothing beside a bigger one; and
-    unrolling multiplies the compile time by the same factor, which a
-    network's large step would pay for no gain. Unrolling changes no
-    result: each step runs the same operations in the same order."""
-    first = jax.tree_util.tree_map(lambda stacked: stacked[0], scanned)
-    numbers = _numbers_produced(jax.make_jaxpr(body)(carry, first).jaxpr)
-    return SMALL_STEP_UNROLL if numbers <= SMALL_STEP_NUMBERS else 1
-
-
 def _fast_epoch(step, n: int, batch_size: int, shard):
     """The epoch as a fit runs it: ``(params, opt_state, running, healthy,
     data, order, start) -> (params, opt_state, mean, healthy)``, one
@@ -372,8 +335,7 @@ def _fast_epoch(step, n: int, batch_size: int, shard):
         scanned, last = _batches(data, order, start, n, batch_size)
         carry = (params, opt_state, running)
         if scanned is not None:
-            body = lambda c, batch: (one(c, batch, size), None)  # noqa: E731
-            carry, _ = lax.scan(body, carry, scanned, unroll=scan_unroll(body, carry, scanned))
+            carry, _ = lax.scan(lambda c, batch: (one(c, batch, size), None), carry, scanned)
         if last is not None:
             carry = one(carry, last, len(next(iter(last.values()))))
         params, opt_state, running = carry
