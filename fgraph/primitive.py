@@ -60,6 +60,7 @@ from types import MappingProxyType
 import attrs
 import numpy as np
 
+from fgraph.arrays import readonly_copy
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Node, check_name
 
@@ -579,7 +580,11 @@ def _build(prim: Primitive, inputs: tuple, name: str | None, config: dict) -> No
         _check_variadic(label, prim.min_arity, inputs)
     else:
         _check_nodes(label, len(prim.vjps), inputs)
-    config = _bind_config(prim, config, label)
+    # The node keeps its own read-only copy of array config: a forward rule
+    # may return it (or a view), and neither the caller's later writes nor a
+    # result's reader may reach what the program holds.
+    config = {k: readonly_copy(v) if isinstance(v, np.ndarray) else v
+              for k, v in _bind_config(prim, config, label).items()}
     missing = [n for n in prim.derived if n not in config]
     if missing:
         raise TypeError(f"{label}: the prepare hook did not derive config {missing}")

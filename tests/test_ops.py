@@ -487,6 +487,24 @@ def test_unknown_or_missing_config_is_a_type_error_naming_the_primitive_and_the_
         fg.apply(fg.ops.TANH, x, c=1.0)  # a ufunc forward: its positional `out` is not config
 
 
+def test_array_config_is_the_nodes_own_read_only_copy():
+    """A forward rule may return its array config, or a view of it (a table lookup): the node holds
+    its own read-only copy, so the caller's array is never flagged, later writes to it do not reach
+    the graph, and a result (copied, as a read-only array is) never lets a reader write into the graph."""
+    table = np.arange(6.0).reshape(2, 3)
+    row = fg.Primitive("first_row", forward=lambda a, table: table[0] if not a.any() else a + table[0],
+                       vjps=(lambda g, out, a, table: g,), shape=fg.ops.same_shape)
+    node = fg.apply(row, fg.param("a", (3,)), table=table)
+    g, params = fg.graph(out=node), {"a": np.zeros(3)}
+    assert node.config["table"] is not table and not node.config["table"].flags.writeable
+    first = fg.forward(g, params)["out"]
+    assert table.flags.writeable and not np.shares_memory(first, node.config["table"])
+    table[0] = -1.0  # the caller's array, after the node was built
+    first.setflags(write=True)  # allowed: the result owns its memory
+    first[:] = 99.0
+    np.testing.assert_array_equal(fg.forward(g, params)["out"], [0.0, 1.0, 2.0])
+
+
 def test_config_defaults_are_filled_in_so_equal_computations_share_a_name():
     P = fg.Primitive("times", forward=lambda a, c=2.0: c * a, vjps=(lambda g, out, a, c: c * g,),
                      shape=fg.ops.same_shape)
