@@ -104,6 +104,19 @@ def _check_graph(g) -> None:
         raise TypeError(f"expected an fgraph Graph (from fgraph.graph(...)), got {type(g).__name__}")
 
 
+def _names(value, what: str) -> tuple:
+    """``value`` as a tuple of names: one name (a str), or an iterable of them."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+        raise TypeError(f"{what} must be a name (str) or an iterable of names, got {type(value).__name__} {value!r}")
+    names = tuple(value)
+    wrong = [v for v in names if not isinstance(v, str)]
+    if wrong:
+        raise TypeError(f"{what} must hold names (str), got {wrong}")
+    return names
+
+
 def _program(g: Graph, output: str, wrt) -> Program:
     _check_graph(g)
     if not isinstance(output, str):
@@ -112,9 +125,7 @@ def _program(g: Graph, output: str, wrt) -> Program:
         raise GraphError(f"the graph has no output {output!r}; its outputs are {list(g.outputs)}")
     if wrt is None:
         return g.programs[output]
-    if isinstance(wrt, str):
-        wrt = (wrt,)
-    return g.programs.with_respect_to(output, wrt)
+    return g.programs.with_respect_to(output, _names(wrt, "wrt"))
 
 
 def scalar_program(g: Graph, output: str = "objective", wrt=None) -> Program:
@@ -154,8 +165,8 @@ def forward(
     (:mod:`fgraph.backends`).
     """
     _check_graph(g)
-    names = list(g.outputs) if outputs is None else [outputs] if isinstance(outputs, str) else list(outputs)
-    unknown = [k for k in names if not isinstance(k, str) or k not in g.outputs]
+    names = list(g.outputs) if outputs is None else list(_names(outputs, "outputs"))
+    unknown = [k for k in names if k not in g.outputs]
     if unknown or not names:
         raise GraphError(f"unknown outputs {unknown}; the graph's outputs are {list(g.outputs)}")
     program = g.programs.forward(names)

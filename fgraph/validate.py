@@ -27,7 +27,7 @@ def check_names(what: str, given: Mapping, needed, known, elsewhere=()) -> None:
     """
     if not isinstance(given, Mapping):
         raise TypeError(f"{what} must be a dict of name -> array, got {type(given).__name__}")
-    missing = [k for k in needed if k not in given]
+    missing = [k for k in sorted(needed) if k not in given]
     unexpected = [k for k in given if k not in known]
     if missing or unexpected:
         misplaced = [k for k in unexpected if k in elsewhere]
@@ -65,7 +65,15 @@ def as_float_array(value, what: str) -> np.ndarray:
     if arr.dtype.kind != "f":
         raise TypeError(f"{what} must hold real numbers, got dtype {arr.dtype}")
     if arr.dtype != np.float64:
-        arr = arr.astype(np.float64)
+        with np.errstate(over="ignore"):  # an overflow is reported below, naming what overflowed
+            converted = arr.astype(np.float64)
+        if arr.dtype.itemsize > 8:  # only a wider float holds finite values that float64 cannot
+            beyond = np.argwhere(np.isinf(converted) & np.isfinite(arr))
+            if beyond.size:
+                at = tuple(int(i) for i in beyond[0])
+                where = f" at index {at}" if arr.ndim else ""
+                raise ValueError(f"{what} holds {arr[at]!r}{where}, beyond float64's range (±1.8e308)")
+        arr = converted
     return arr
 
 
@@ -81,7 +89,7 @@ def params(g, given: Mapping, needed) -> dict:
     """Validated float64 params: names, shapes exactly as declared, finite."""
     check_names("params", given, needed, g.params, g.inputs)
     out = {}
-    for name in needed:
+    for name in sorted(needed):  # the first bad name is reported whatever the order of a set
         arr = as_float_array(given[name], f"param {name!r}")
         if arr.shape != g.params[name]:
             raise ShapeError(f"param {name!r} has shape {arr.shape}, expected {g.params[name]}")
@@ -113,7 +121,7 @@ def data(g, given: Mapping | None, needed) -> tuple[dict, int | None]:
     given = {} if given is None else given
     check_names("data", given, needed, g.inputs, g.params)
     out, batch = {}, {}
-    for name in needed:
+    for name in sorted(needed):  # the first bad name is reported whatever the order of a set
         what = f"data {name!r}"
         if name in g.labels:
             arr = labels(given[name], f"{what} (labels)", g.labels[name])

@@ -4,6 +4,7 @@ what is wrong and where (never a NumPy traceback from inside an op)."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -203,6 +204,41 @@ def test_backward_checks_its_cotangent():
 def test_differentiating_with_respect_to_an_unknown_name_is_a_graph_error():
     with pytest.raises(fg.GraphError, match="'q'"):
         fg.grad(ridge(), wrt=["q"])
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fg.forward(ridge(), PARAMS, DATA, outputs=3),
+    lambda: fg.forward(ridge(), PARAMS, DATA, outputs=b"objective"),  # bytes would be iterated as ints
+    lambda: fg.forward(ridge(), PARAMS, DATA, outputs=["objective", 3]),
+    lambda: fg.value_and_grad(ridge(), wrt=3),
+    lambda: fg.grad(ridge(), wrt=b"w"),
+    lambda: fg.backward(ridge(), PARAMS, DATA, wrt=0),
+])
+def test_names_that_are_not_a_name_or_an_iterable_of_names_are_a_type_error_naming_the_argument(call):
+    with pytest.raises(TypeError, match=r"^(outputs|wrt) must (be a name|hold names)"):
+        call()
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="long double is float64 here")
+def test_a_finite_long_double_beyond_float64s_range_is_named_as_such_not_as_inf():
+    w = np.array([np.longdouble("1e400"), 1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the cast's own overflow warning would be noise beside the error
+        with pytest.raises(ValueError, match=r"param 'w' holds .*1e\+400.* at index \(0,\), beyond float64's range"):
+            fg.value_and_grad(ridge())({**PARAMS, "w": w}, DATA)
+
+
+def test_of_several_bad_names_the_error_names_the_first_in_sorted_order_whatever_order_they_come_in():
+    """The names a program needs are a set, whose order changes with PYTHONHASHSEED: the
+    error must not."""
+    g, nan = ridge(), np.array(np.nan)
+    for params, inputs in ((["w", "b"], ["y", "x"]), (["b", "w"], ["x", "y"])):
+        with pytest.raises(ValueError, match="param 'b'"):
+            fg.validate.params(g, {"w": np.full(3, np.nan), "b": nan}, params)
+        with pytest.raises(NameMismatchError, match=r"missing params \['b', 'w'\]"):
+            fg.validate.params(g, {}, params)
+        with pytest.raises(ValueError, match="data 'x'"):
+            fg.validate.data(g, {"x": np.full(3, np.nan), "y": nan}, inputs)
 
 
 def test_not_a_graph_is_a_type_error():
