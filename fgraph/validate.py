@@ -277,7 +277,7 @@ class Validator:
                 if shape or not _isfinite(a):
                     return None
             elif (
-                type(a) is not np.ndarray or a.dtype is not _FLOAT64 or a.shape != shape
+                type(a) is not np.ndarray or (a.dtype is not _FLOAT64 and a.dtype != _FLOAT64) or a.shape != shape
                 or not (_isfinite(a.dot(a)) if a.ndim == 1 else _finite(a))
             ):
                 return None
@@ -299,7 +299,10 @@ def _data_pass(given: dict, specs: tuple, squeeze: bool):
     out, batch = {}, _MISFIT
     for name, example, classes in specs:
         a = given.get(name)
-        if type(a) not in _ARRAYS or a.dtype is not (_FLOAT64 if classes is None else _INTP):
+        if type(a) not in _ARRAYS:
+            return None
+        dtype = _FLOAT64 if classes is None else _INTP
+        if a.dtype is not dtype and a.dtype != dtype:  # equal, not the same object: unpickled, say
             return None
         shape = a.shape
         if shape == example:

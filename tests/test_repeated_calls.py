@@ -366,3 +366,20 @@ def test_values_and_gradients_a_rule_makes_in_float32_come_back_as_float64():
     value, grads = fg.value_and_grad(fg.graph(objective=apply(half, w)))({"w": np.float64(1.5)})
     assert type(value) is np.float64 and value == 2.25
     assert type(grads["w"]) is np.float64 and grads["w"] == 3.0
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regression"])
+def test_arrays_whose_dtype_equals_float64_but_is_another_object_take_the_cheap_path(kind):
+    """Unpickled arrays (a worker process's data) and some other libraries' arrays carry a dtype
+    equal to NumPy's float64 (or intp) that is not the same object: they are plain arrays, so
+    they take the cheap path and give what the same values give."""
+    g, params, data = _problem(kind, "batch")
+    twin = {np.dtype(t): np.dtype(t).newbyteorder("=") for t in (np.float64, np.intp)}
+    assert all(t is not d and t == d for d, t in twin.items())
+    retyped = lambda arrays: {k: v.view(twin[v.dtype]) if isinstance(v, np.ndarray) else v  # noqa: E731
+                              for k, v in arrays.items()}
+    p, d = retyped(params), retyped(data)
+    assert _validator(g)._fast(p, d) is not None
+    value, grads = fg.value_and_grad(g)(p, d)
+    want_value, want_grads = fg.value_and_grad(g)(params, data)
+    assert value == want_value and all(np.array_equal(grads[k], want_grads[k]) for k in want_grads)
