@@ -434,6 +434,10 @@ class _Fold:
         """The most epochs :meth:`run_epochs` runs in one call; 1: this fold runs one epoch at a time."""
         return 1
 
+    def settle(self, history: list) -> None:
+        """Bring the entries of ``history`` that a device still holds to the
+        host, so that later ones follow them as equals (NumPy's are there)."""
+
     def run_epochs(self, carry: _Carry, count: int, keep: bool) -> tuple:
         """``(carries, healthy)`` after ``count`` whole epochs in one call (a
         compiled fold's; see :func:`_run_in_calls`)."""
@@ -658,7 +662,16 @@ def _run_watched(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, history
             if stop:
                 break
     except KeyboardInterrupt:
-        raise _Interrupted(carry) from None
+        raise _Interrupted(_checked(fold, carry, verified, history, metrics)) from None
+    return carry
+
+
+def _checked(fold: _Fold, carry: _Carry, verified: _Carry, history: list, metrics: list) -> _Carry:
+    """``carry``, checked now if no check has covered it: a fit interrupted
+    between its checks hands back a finite state, or raises the
+    DivergenceError that running on would have raised."""
+    if carry.epoch > verified.epoch and not fold.finite(carry):
+        return fold.replay(verified, carry.epoch, history, metrics)
     return carry
 
 
@@ -672,6 +685,7 @@ def _run_in_calls(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, histor
     resumed inside an epoch finishes that epoch on its own first."""
     if carry.step != carry.epoch * fold.steps_per_epoch and carry.epoch < epochs:
         carry = _run_watched(fold, carry, carry.epoch + 1, edges, history, metrics)
+        fold.settle(history)  # that epoch's mean may be on a device; the calls' are on the host
     keep = edges.watching  # evaluate needs each epoch's params (and Ctrl-C in it, the state of the one before)
     try:
         while carry.epoch < epochs:
@@ -679,6 +693,7 @@ def _run_in_calls(fold: _Fold, carry: _Carry, epochs: int, edges: _Edges, histor
             carries, healthy = fold.run_epochs(carry, count, keep)
             if not healthy:
                 carry = _run_watched(fold, carry, carry.epoch + count, edges, history, metrics)
+                fold.settle(history)
                 continue
             for advanced in carries:
                 _ended(edges, fold, advanced, history, metrics)  # no on_epoch here: nothing stops the fit

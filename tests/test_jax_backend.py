@@ -466,3 +466,44 @@ def test_a_sweep_over_many_optimizers_keeps_only_the_latest_fits_compiled():
     want = train.fit(g, params, data, optimizer=optimizers[0], epochs=2, batch_size=16)
     np.testing.assert_allclose(again.params["w"], want.params["w"], rtol=1e-12)
     assert len(fits()) == jb.KEPT_FITS and next(reversed(fits()))[0] is optimizers[0]
+
+
+def test_a_state_resumed_inside_an_epoch_and_run_on_quietly_keeps_a_history_of_numpy_floats(tmp_path):
+    """The unfinished epoch runs alone (its mean a device scalar) before several epochs a call
+    (means on the host): every entry must come back a NumPy float, or the state cannot be saved."""
+    g, params = mlp()
+    data, opt = problem(n=10), optim.sgd(0.01)
+    state = train.fit(g, params, data, optimizer=opt, epochs=1, batch_size=3).state
+    inside = train.make_step(g, opt)(state, train.epoch_batches(data, 3, 0, 1)[0])  # one step into epoch 1
+    result = train.fit(g, None, data, optimizer=opt, epochs=4, batch_size=3, resume=inside, backend="jax")
+    assert [type(h) for h in result.history] == [np.float64] * 4
+    fg.io.save_state(tmp_path / "state.npz", result.state)
+    assert fg.io.load_state(tmp_path / "state.npz").history == result.history
+
+
+def test_ctrl_c_after_an_unchecked_divergence_raises_the_divergence_not_a_diverged_state():
+    """A progress function makes the fit run one epoch a call, checked every 16,384 steps: a
+    Ctrl-C after the params have become non-finite must not hand them back as the state of an
+    interrupted fit, but raise the DivergenceError NumPy raised when it happened."""
+    g, params, data = linear_problem()
+
+    def progress(epochs):
+        for i, epoch in enumerate(epochs):
+            if i == 70:
+                raise KeyboardInterrupt
+            yield epoch
+
+    errors = []
+    for backend in ("numpy", "jax"):
+        try:  # TrainingInterrupted is a KeyboardInterrupt: caught here, so that it fails this test only
+            train.fit(g, params, data, optimizer=optim.sgd(115.5), epochs=300, batch_size=64, backend=backend,
+                      progress=progress)
+        except train.DivergenceError as e:
+            errors.append(e)
+        except train.TrainingInterrupted as e:
+            pytest.fail(f"{backend}: interrupted at epoch {e.state.epoch} instead of the divergence before it")
+    want, got = errors
+    assert (got.epoch, got.step, str(got)) == (want.epoch, want.step, str(want)) and want.epoch < 70
+    for name in params:
+        assert np.all(np.isfinite(got.state.params[name]))
+        np.testing.assert_allclose(got.state.params[name], want.state.params[name], rtol=1e-10)

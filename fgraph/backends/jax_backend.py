@@ -622,12 +622,17 @@ class JaxFold(Fold):
             opt_state=jax.tree_util.tree_map(_like, self.template, to_numpy(carry.opt_state)),
             running=np.float64(carry.running),
         )
-        # The epochs' means arrive as device scalars; each is brought over once, here, in fit's own list.
+        self.settle(history)
+        return super().state(host, history, metrics)
+
+    def settle(self, history: list) -> None:
+        """Bring the means at the end of ``history`` that are still device
+        scalars to the host, each once, in fit's own list: the entries before
+        them were settled when a host entry last followed them."""
         for i in range(len(history) - 1, -1, -1):
             if not isinstance(history[i], jax.Array):
                 break
             history[i] = np.float64(history[i])
-        return super().state(host, history, metrics)
 
 
 def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mapping, devices) -> JaxFold:
