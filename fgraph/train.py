@@ -539,8 +539,10 @@ class _Edges:
 
     @property
     def watching(self) -> bool:
-        """Whether something sees the params after every epoch (so they are checked every epoch)."""
-        return self.evaluate is not None or self.on_epoch is not None
+        """Whether something sees every epoch end (so each one is checked, and
+        over when it is seen): evaluate, on_epoch, or a progress function,
+        which may read a clock, or stop the fit with a Ctrl-C."""
+        return self.evaluate is not None or self.on_epoch is not None or self.wrap is not _unwrapped
 
     def opened(self, start: int, epochs: int) -> _Edges:
         """These edges with their progress bar shown, if they have one."""

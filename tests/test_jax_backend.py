@@ -393,6 +393,70 @@ def test_a_user_rule_that_writes_into_an_array_is_an_error_naming_its_primitive_
         train.fit(g, params, data, optimizer=optim.sgd(0.1), epochs=1, batch_size=2, backend="jax")
 
 
+def _user_graph(forward, vjp):
+    """A graph of ``forward`` (with ``vjp``) as the user's primitive 'mine', at node 'its'."""
+    mine = primitive(vjps=(vjp,), shape=lambda a: a, name="mine")(forward)
+    x, w = fg.input("x", (3,)), fg.param("w", (3,))
+    return fg.graph(objective=fg.squared_l2_distance(mine(fg.mul(x, w), name="its"), fg.input("y", (3,))))
+
+
+USER_DATA = {"x": np.arange(12.0).reshape(4, 3) - 5.0, "y": np.ones((4, 3))}
+
+
+def _sorted_in_place(a):
+    r = np.array(a)
+    r.sort(axis=-1)  # in place on NumPy; on JAX a sorted copy, thrown away
+    return r
+
+
+def _keep(g, out, a):
+    return g
+
+
+@pytest.mark.parametrize("forward, vjp, words", [
+    (_sorted_in_place, _keep, r"forward rule computes a value that nothing uses \(sort\).*in-place method"),
+    (lambda a: a + 0.0 * np.random.default_rng(0).normal(size=a.shape), _keep, r"AttributeError.*random"),
+    (lambda a: np.multiply(a, 2.0, out=np.empty_like(a)), lambda g, out, a: 2.0 * g, r"NotImplementedError.*out"),
+    (lambda a: (lambda r: (np.put(r, [0], 1.0), r)[1])(np.array(a)), _keep, r"ValueError.*in-place"),
+])
+def test_a_user_rule_that_would_compute_something_else_on_jax_is_an_error_naming_it(forward, vjp, words):
+    """Rules that run on NumPy but not unchanged on JAX: an in-place method, which on JAX returns a
+    new array and would silently leave its own unsorted; a module, keyword or function that
+    jax.numpy lacks or refuses. Each is a LoweringError naming the primitive, node and rule, on
+    every entry point."""
+    g, params = _user_graph(forward, vjp), {"w": np.ones(3)}
+    train.fit(g, params, USER_DATA, optimizer=optim.sgd(0.01), epochs=1, batch_size=2)  # NumPy runs it
+    named = r"primitive 'mine' \(node 'its'\): its .*" + words
+    with pytest.raises(jb.LoweringError, match=named):
+        train.fit(g, params, USER_DATA, optimizer=optim.sgd(0.01), epochs=1, batch_size=2, backend="jax")
+    with pytest.raises(jb.LoweringError, match=named):
+        fg.value_and_grad(g, backend="jax")(params, USER_DATA)
+    with pytest.raises(jb.LoweringError, match=named):
+        fg.forward(g, params, USER_DATA, backend="jax")
+
+
+def test_an_optimiser_that_cannot_run_on_jax_is_an_error_naming_it():
+    """A warm-up that branches on its step count, and a state holding a string: both run on NumPy."""
+    g, params = _user_graph(lambda a: a * 1.0, _keep), {"w": np.ones(3)}
+
+    def warmup(grads, state, params):
+        scale = state["count"] / 10 if state["count"] < 10 else 1.0
+        return {k: -0.01 * scale * v for k, v in grads.items()}, {"count": state["count"] + 1}
+
+    def tagged(grads, state, params):
+        return {k: -0.01 * v for k, v in grads.items()}, state
+
+    for optimizer, words in (
+        (optim.Optimizer(lambda p: {"count": 0}, warmup, name="warm-up"), r"'warm-up': its update cannot run .*"
+                                                                          r"TracerBoolConversionError"),
+        (optim.Optimizer(lambda p: {"tag": "sgd"}, tagged, name="tagged"), r"'tagged': its state holds str 'sgd'"
+                                                                           r" at \['tag'\]"),
+    ):
+        train.fit(g, params, USER_DATA, optimizer=optimizer, epochs=2, batch_size=2)  # NumPy runs it
+        with pytest.raises(jb.LoweringError, match="optimizer " + words):
+            train.fit(g, params, USER_DATA, optimizer=optimizer, epochs=2, batch_size=2, backend="jax")
+
+
 @pytest.mark.parametrize("kind", ["cnn", "rnn", "mlp"])
 @pytest.mark.parametrize("rows", [5, 1, None])  # a batch, a batch of one, one example
 def test_forward_value_and_grad_and_backward_on_jax_equal_numpys(kind, rows):
@@ -507,3 +571,37 @@ def test_ctrl_c_after_an_unchecked_divergence_raises_the_divergence_not_a_diverg
     for name in params:
         assert np.all(np.isfinite(got.state.params[name]))
         np.testing.assert_allclose(got.state.params[name], want.state.params[name], rtol=1e-10)
+
+
+def test_a_learning_rate_times_gradient_that_overflows_is_the_same_divergence_on_jax():
+    """NumPy folds sgd's learning rate into backpropagation, so a product inside it overflows first
+    and the error names the update; JAX applies the rate after: its error is worded from NumPy's
+    own checked step at the failing state."""
+    g, params, data = linear_problem()
+    tenfold = {"x": data["x"] * 10, "y": data["y"] * 10}
+    errors = []
+    for backend in ("numpy", "jax"):
+        with pytest.raises(train.DivergenceError) as caught:
+            train.fit(g, params, tenfold, optimizer=optim.sgd(1e308), epochs=1, batch_size=5, backend=backend)
+        errors.append(caught.value)
+    assert str(errors[1]) == str(errors[0]) and "update (learning rate × gradient) of 'w'" in str(errors[0])
+
+
+def test_a_progress_function_sees_each_epoch_over_and_checked_as_numpy_does():
+    """A progress function (a clock, a bar of one's own) is given the next epoch once the last is
+    over: on JAX that means waited for and checked, so a divergence is raised before the function
+    sees a later epoch, as on NumPy (not 16,384 steps later)."""
+    g, params, data = linear_problem()
+    seen = {}
+    for backend in ("numpy", "jax"):
+        seen[backend] = []
+
+        def progress(epochs, seen=seen[backend]):
+            for epoch in epochs:
+                seen.append(epoch)
+                yield epoch
+
+        with pytest.raises(train.DivergenceError, match="epoch 63"):
+            train.fit(g, params, data, optimizer=optim.sgd(115.5), epochs=300, batch_size=64, backend=backend,
+                      progress=progress)
+    assert seen["jax"] == seen["numpy"] == list(range(64))

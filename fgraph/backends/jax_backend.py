@@ -32,13 +32,15 @@ from typing import Any
 
 import attrs
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from fgraph import kernels, optim
-from fgraph._steps import params_failure, step_failure
+from fgraph._steps import checked_step, unscaled_step_failure
 from fgraph.backends.lowering import Lowering
+from fgraph.errors import GraphError, ShapeError
 from fgraph.primitive import Primitive
 from fgraph.program import ONE
 from fgraph.train import TrainState, epoch_permutation
@@ -170,17 +172,28 @@ class LoweringError(TypeError):
     an array, branches on an array's values, or calls what JAX has not)."""
 
 
-def _explained(rule, node, what: str):
-    """``rule``, whose failures while tracing name the primitive and node."""
+#: What a rule written for NumPy raises when traced: a write into an array or
+#: a branch on a value (TypeError), a function or keyword jax.numpy lacks
+#: (AttributeError, NotImplementedError, TypeError), an argument it refuses (ValueError).
+_UNTRACEABLE = (TypeError, AttributeError, NotImplementedError, ValueError, jax.errors.JAXTypeError)
+
+
+def _explained(rule, node, what: str, scope: str):
+    """``rule``, whose failures while tracing name the primitive and node,
+    and whose operations are traced in the named scope ``scope``."""
 
     def traced(*args):
         try:
-            return rule(*args)
-        except (TypeError, jax.errors.JAXTypeError) as e:  # not a ShapeError: a rule that cannot be traced
+            with jax.named_scope(scope):  # marks what the rule computes, for _refuse_lost_writes
+                return rule(*args)
+        except (GraphError, ShapeError):  # fgraph's own verdicts on the rule's values, as on NumPy
+            raise
+        except _UNTRACEABLE as e:
             raise LoweringError(
-                f"primitive {node.op.name!r} (node {node.name!r}): its {what} cannot run on the JAX backend: {e}."
-                " Rules run there unchanged, with np bound to jax.numpy: they may not write into arrays"
-                " (fgraph.kernels has set_at, add_at, ...) nor branch on an array's values"
+                f"primitive {node.op.name!r} (node {node.name!r}): its {what} cannot run on the JAX backend:"
+                f" {type(e).__name__}: {e}. Rules run there unchanged, with np bound to jax.numpy: they may"
+                " not write into arrays (fgraph.kernels has set_at, add_at, ...), branch on an array's values"
+                " nor call what jax.numpy does not have"
             ) from e
 
     traced.explained = True
@@ -193,13 +206,57 @@ def lower_program(program_function):
     naming its primitive and node."""
     lowered = lower(program_function)
     namespace = lowered.__globals__
+    rules = {}  # scope -> (node, what)
     for name, value in list(namespace.items()):
         match = _RULE.fullmatch(name)
-        if match is None or getattr(value, "explained", False):
+        if match is None:
             continue
         node = namespace[f"n{match[2]}"]
-        namespace[name] = _explained(value, node, "forward rule" if match[1] == "f" else f"VJP of argument {match[3]}")
-    return lowered
+        what = "forward rule" if match[1] == "f" else f"VJP of argument {match[3]}"
+        rules[f"{_SCOPE}{name}"] = (node, what)
+        if not getattr(value, "explained", False):  # a program lowered before has its rules wrapped
+            namespace[name] = _explained(value, node, what, f"{_SCOPE}{name}")
+
+    def program(params, data, *rest):
+        _refuse_lost_writes(lambda p, d: lowered(p, d, *rest), params, data, rules)
+        return lowered(params, data, *rest)
+
+    return program
+
+
+#: The named scope of a rule's operations: this prefix, then the rule's name in the program.
+_SCOPE = "fgraph-rule-"
+
+
+#: Operations that an array method does in place on NumPy and returns as a
+#: new array on JAX: ``r.sort()`` (JAX arrays lack the other in-place
+#: methods, fill, put, partition, resize: calling one is an AttributeError).
+_IN_PLACE_ON_NUMPY = frozenset({"sort"})
+
+
+def _refuse_lost_writes(program, params, data, rules: Mapping) -> None:
+    """Raise a :class:`LoweringError` if a rule sorts an array and nothing
+    uses the result: on NumPy ``r.sort()`` sorts ``r`` in place, on JAX it
+    returns a sorted copy and leaves ``r`` as it was, so the rule would run
+    and silently compute something else. (Other unused values are left
+    alone: a loop's last update of what the next round would read is one.)
+    Costs one more trace per compile."""
+    jaxpr = jax.make_jaxpr(program)(params, data).jaxpr
+    used = {v for v in jaxpr.outvars if not isinstance(v, jax.extend.core.Literal)}
+    for eqn in reversed(jaxpr.eqns):
+        if eqn.effects or any(v in used for v in eqn.outvars):
+            used.update(v for v in eqn.invars if not isinstance(v, jax.extend.core.Literal))
+            continue
+        op = eqn.params.get("name", eqn.primitive.name)
+        scope = next((part for part in str(eqn.source_info.name_stack).split("/") if part in rules), None)
+        if op in _IN_PLACE_ON_NUMPY and scope is not None:
+            node, what = rules[scope]
+            raise LoweringError(
+                f"primitive {node.op.name!r} (node {node.name!r}): its {what} computes a value that nothing"
+                f" uses ({op}). On NumPy that is how the in-place method ndarray.{op} changes its array; on the"
+                f" JAX backend it returns a new array and leaves its own as it was, so the rule would compute"
+                f" something else: use the function (r = np.{op}(r))"
+            )
 
 
 
@@ -281,7 +338,7 @@ def _step_function(program, optimizer):
     """``step(params, opt_state, batch, batch_size) -> (value, grads, params', opt_state')``,
     lowered: fgraph's program for the gradients, the optimiser's own update."""
     value_and_grad = lower_program(program.checked_value_and_grad)
-    update = lower(optimizer.update)
+    update = _explained_update(lower(optimizer.update), optimizer)
 
     def step(params, opt_state, batch, batch_size):
         value, grads = value_and_grad(params, batch, ONE, batch_size)
@@ -289,6 +346,23 @@ def _step_function(program, optimizer):
         return value, grads, {k: p + updates[k] for k, p in params.items()}, new_state
 
     return step
+
+
+def _explained_update(update, optimizer):
+    """The lowered ``update`` of ``optimizer``, whose failures while tracing name the optimiser."""
+
+    def traced(grads, opt_state, params):
+        try:
+            return update(grads, opt_state, params)
+        except _UNTRACEABLE as e:
+            raise LoweringError(
+                f"optimizer {optimizer.name!r}: its update cannot run on the JAX backend: {type(e).__name__}: {e}."
+                " It runs there unchanged, with np bound to jax.numpy, inside the compiled epoch: every value of"
+                " its state is traced (a step count too), so it may not branch on them nor write into arrays"
+                " (jnp.where and jnp.minimum choose between values)"
+            ) from e
+
+    return traced
 
 
 def _batches(data, order, start: int, n: int, B: int):
@@ -451,10 +525,10 @@ def _like(template, value):
     return np.array(value)
 
 
-def _describe(step, params, opt_state, batch, size) -> str:
+def _describe(step, optimizer, params, opt_state, batch, size) -> str:
     """Why a step on ``batch`` fails, worded as the NumPy backend's checked step words it."""
     value, grads, new_params, _ = (to_numpy(t) for t in jax.jit(step, static_argnums=3)(params, opt_state, batch, size))
-    return step_failure(value, grads) or params_failure(new_params)
+    return unscaled_step_failure(value, grads, new_params, optimizer)
 
 
 @attrs.frozen(eq=False)
@@ -613,7 +687,12 @@ class JaxFold(Fold):
         else:
             picked = rows[k * B : (k + 1) * B]
             batch, size = {name: v[picked] for name, v in self.host_data.items()}, len(picked)
-        return _describe(self.step, params, opt_state, batch, size)
+        # NumPy's checked step from the same state: its own arithmetic, so its own words (where the
+        # learning rate is folded into backpropagation, an intermediate product may be what overflows).
+        host = (dict(to_numpy(params)), jax.tree_util.tree_map(_like, self.template, to_numpy(opt_state)), 0.0)
+        with np.errstate(all="ignore"):
+            why = self.checked(host, batch)
+        return why if isinstance(why, str) else _describe(self.step, self.optimizer, params, opt_state, batch, size)
 
     def state(self, carry: Carry, history: list, metrics: list) -> TrainState:
         """The :class:`~fgraph.train.TrainState` at ``carry``, its arrays NumPy's."""
@@ -635,10 +714,24 @@ class JaxFold(Fold):
             history[i] = np.float64(history[i])
 
 
+def _check_numeric_state(opt_state, optimizer) -> None:
+    """Raise a :class:`LoweringError` naming the optimiser and the entry if
+    its state holds anything but numbers: the compiled epoch carries the
+    state as arrays."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(opt_state)[0]:
+        if not isinstance(leaf, jax.Array) and np.asarray(leaf).dtype.kind not in "biuf":
+            raise LoweringError(
+                f"optimizer {optimizer.name!r}: its state holds {type(leaf).__name__} {leaf!r} at"
+                f" {jax.tree_util.keystr(path) or 'its top'}; on the JAX backend the state is carried through the"
+                " compiled epoch as arrays of numbers"
+            )
+
+
 def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mapping, devices) -> JaxFold:
     """The :class:`JaxFold` of a fit: ``fixed`` holds the fields every fold
     has (steps_per_epoch, seed, batch_size, num_examples, optimizer)."""
     n, batch_size = fixed["num_examples"], fixed["batch_size"]
+    _check_numeric_state(state.opt_state, optimizer)
     shard = _sharding(devices, batch_size)
     spe, size = fixed["steps_per_epoch"], sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(
         (state.params, state.opt_state)))
@@ -651,5 +744,5 @@ def make_fold(program, optimizer, data: Mapping, state: TrainState, fixed: Mappi
     step, epochs = _recent(program, (optimizer, n, batch_size, devices), make)
     with x64():
         device_data = {k: jnp.asarray(v) for k, v in data.items()}
-    return JaxFold(fast=None, checked=None, batcher=None, **fixed, epochs=epochs, step=step,
+    return JaxFold(fast=None, checked=checked_step(program, optimizer), batcher=None, **fixed, epochs=epochs, step=step,
                    data=device_data, host_data=dict(data), template=state.opt_state)
