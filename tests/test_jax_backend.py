@@ -4,9 +4,11 @@ Skipped only where JAX is not installed (CI installs it).
 """
 
 import functools
+import gc
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import numpy as np
 import pytest
@@ -530,6 +532,11 @@ def test_a_sweep_over_many_optimizers_keeps_only_the_latest_fits_compiled():
     want = train.fit(g, params, data, optimizer=optimizers[0], epochs=2, batch_size=16)
     np.testing.assert_allclose(again.params["w"], want.params["w"], rtol=1e-12)
     assert len(fits()) == jb.KEPT_FITS and next(reversed(fits()))[0] is optimizers[0]
+    # Nothing else keeps a dropped fit's optimiser alive (the lowering keeps no memo between calls).
+    dropped = [weakref.ref(opt.update) for opt in optimizers[1:3]]
+    del optimizers[1:3], opt
+    gc.collect()
+    assert [ref() for ref in dropped] == [None, None]
 
 
 def test_a_state_resumed_inside_an_epoch_and_run_on_quietly_keeps_a_history_of_numpy_floats(tmp_path):
@@ -605,3 +612,17 @@ def test_a_progress_function_sees_each_epoch_over_and_checked_as_numpy_does():
             train.fit(g, params, data, optimizer=optim.sgd(115.5), epochs=300, batch_size=64, backend=backend,
                       progress=progress)
     assert seen["jax"] == seen["numpy"] == list(range(64))
+
+
+def test_a_state_resumed_on_jax_keeps_the_kinds_of_its_optimiser_states_entries():
+    """A NumPy float in the state (adam's moments of a 0-d param) comes back a NumPy float, not a
+    Python float; and devices may be a NumPy integer, as epochs and batch_size may."""
+    g, params, data = linear_problem()
+    start = train.fit(g, params, data, optimizer=optim.adam(0.01), epochs=1, batch_size=16).state
+    kinds = lambda state: [type(leaf) for leaf in jax.tree_util.tree_leaves(state.opt_state)]  # noqa: E731
+    assert np.float64 in kinds(start)
+    want = train.fit(g, None, data, optimizer=optim.adam(0.01), epochs=2, batch_size=16, resume=start)
+    got = train.fit(g, None, data, optimizer=optim.adam(0.01), epochs=2, batch_size=16, resume=start, backend="jax",
+                    devices=np.int64(1))
+    assert kinds(got.state) == kinds(want.state)
+    np.testing.assert_allclose(got.params["w"], want.params["w"], rtol=1e-12)

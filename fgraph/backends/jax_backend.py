@@ -490,8 +490,9 @@ def _sharding(devices: int | None, batch_size: int):
     if devices is None:
         return lambda batch, size: batch
     available = jax.devices()
-    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= len(available):
+    if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)) or not 1 <= devices <= len(available):
         raise ValueError(f"devices must be an int from 1 to {len(available)} (the devices JAX sees), got {devices!r}")
+    devices = int(devices)
     if batch_size % devices:
         raise ValueError(
             f"devices={devices} splits each batch over the devices: batch_size={batch_size} must be a multiple of it"
@@ -516,6 +517,8 @@ def _typed(leaf):
 def _like(template, value):
     """``value`` (a JAX array) as the kind of leaf ``template`` is: a Python
     number for a number, else a new NumPy array."""
+    if isinstance(template, np.generic):  # a NumPy scalar (np.float64 is a float too): the same type back
+        return type(template)(value)
     if isinstance(template, bool):
         return bool(value)
     if isinstance(template, int):

@@ -8,9 +8,9 @@ closure's structure are the same; only what ``np``, ``math``, a NumPy
 function imported by name or one of :mod:`fgraph.kernels` resolves to
 changes. Functions the rule calls (a helper in its module, a rule of
 another primitive) are lowered the same way, recursively, so a rule's
-whole call tree reads the backend's names. Nothing is copied twice: a
-memo maps each original object to its lowered one, which also handles
-recursion.
+whole call tree reads the backend's names. Nothing is copied twice within
+one lowering: a memo maps each original object to its lowered one, which
+also handles recursion.
 
 ``substitute(obj)`` decides, for each global, closure cell or default the
 lowering meets, what it becomes: a replacement, or None to keep it (or
@@ -20,6 +20,7 @@ lower it, when it is a Python function).
 from __future__ import annotations
 
 import functools
+import threading
 import types
 from collections.abc import Callable
 
@@ -36,18 +37,35 @@ def _global_names(code: types.CodeType) -> set:
 class Lowering:
     """``lower(obj)``: ``obj`` with every reference :attr:`substitute` names
     replaced, functions copied with their globals, closure cells and
-    defaults lowered. One instance per backend: its memo is the cache."""
+    defaults lowered. One instance per backend.
+
+    The memo lives for one outermost call (the lowering of a program, say,
+    with every rule and helper it reaches, and the calls ``substitute``
+    makes meanwhile): within it each object is copied once and recursion
+    ends; after it nothing is kept, so a lowered program or optimiser lives
+    as long as whoever caches it (a program's own cache), not as long as
+    the process."""
 
     def __init__(self, substitute: Callable):
         self.substitute = substitute
-        self._memo: dict = {}
+        self._local = threading.local()  # the memo of the lowering under way in this thread
 
     def __call__(self, obj):
-        found = self._memo.get(id(obj))
+        memo = getattr(self._local, "memo", None)
+        if memo is not None:
+            return self._memoized(obj, memo)
+        self._local.memo = memo = {}
+        try:
+            return self._memoized(obj, memo)
+        finally:
+            self._local.memo = None
+
+    def _memoized(self, obj, memo: dict):
+        found = memo.get(id(obj))
         if found is not None and found[0] is obj:
             return found[1]
         lowered = self._lower(obj)
-        self._memo[id(obj)] = (obj, lowered)  # the original is kept alive, so its id is never reused
+        memo[id(obj)] = (obj, lowered)  # the original is kept alive meanwhile, so its id is not reused
         return lowered
 
     def _lower(self, obj):
@@ -72,7 +90,7 @@ class Lowering:
         namespace = dict(f.__globals__)  # filled below: the copy must exist first for recursion to find it
         closure = None if f.__closure__ is None else tuple(types.CellType() for _ in f.__closure__)
         copy = types.FunctionType(f.__code__, namespace, f.__name__, None, closure)
-        self._memo[id(f)] = (f, copy)
+        self._local.memo[id(f)] = (f, copy)
         for name in names:
             namespace[name] = self(f.__globals__[name])
         if closure is not None:
