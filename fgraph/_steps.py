@@ -113,6 +113,29 @@ def first_non_finite(arrays: Mapping) -> str | None:
     return None
 
 
+def _state_leaves(state, path: str = ""):
+    """``(path, leaf)`` for every array or number in an optimiser state (nested dicts, tuples, lists)."""
+    if isinstance(state, Mapping):
+        for k, v in state.items():
+            yield from _state_leaves(v, f"{path}[{k!r}]")
+    elif isinstance(state, (tuple, list)):
+        for i, v in enumerate(state):
+            yield from _state_leaves(v, f"{path}[{i}]")
+    else:
+        yield path, state
+
+
+def state_failure(opt_state) -> str | None:
+    """Why an optimiser state cannot go on, or None: an entry that overflowed
+    (adam's second moment of a gradient beyond 1e154, say) would leave its
+    param frozen without a word."""
+    for path, leaf in _state_leaves(opt_state):
+        values = np.asarray(leaf)
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():  # a count, a flag or a tag always is
+            return f"the optimiser's state{path} is not finite"
+    return None
+
+
 def step_failure(value, grads: Mapping, what: str = "gradient") -> str | None:
     """Why a step whose objective is ``value`` and whose gradients (or
     updates, ``what``) are ``grads`` cannot go on, or None: the wording of
@@ -129,7 +152,7 @@ def params_failure(new_params: Mapping) -> str | None:
     return None if bad is None else f"the update made param {bad!r} non-finite"
 
 
-def unscaled_step_failure(value, grads: Mapping, new_params: Mapping, optimizer) -> str | None:
+def unscaled_step_failure(value, grads: Mapping, new_params: Mapping, new_state, optimizer) -> str | None:
     """Why a step failed, from its objective, its gradients as backpropagated
     with a cotangent of 1 and the params it made, worded as
     :func:`checked_step` words it: where the optimiser's learning rate is
@@ -137,7 +160,7 @@ def unscaled_step_failure(value, grads: Mapping, new_params: Mapping, optimizer)
     updates) before the params."""
     scale = _scale(optimizer)
     if scale is None:
-        return step_failure(value, grads) or params_failure(new_params)
+        return step_failure(value, grads) or params_failure(new_params) or state_failure(new_state)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what is being looked for
         updates = {k: scale * g for k, g in grads.items()}
     return step_failure(value, updates, _SCALED) or params_failure(new_params)
@@ -149,7 +172,8 @@ _SCALED = "update (learning rate × gradient)"
 
 def checked_step(program, optimizer) -> Callable:
     """The step of :func:`fast_step`, the same arithmetic to the bit, checking
-    the objective, the gradients and the new params; on a non-finite value
+    the objective, the gradients, the new params and the optimiser's new
+    state; on a non-finite value
     it returns a description of it instead of the next carry."""
     scale = _scale(optimizer)
     what = "gradient" if scale is None else _SCALED
@@ -164,6 +188,6 @@ def checked_step(program, optimizer) -> Callable:
         if scale is None:
             grads, opt_state = optimizer.update(grads, opt_state, params)
         new_params = apply_updates(params, grads)  # θ + u: with a scale, what value_and_step computes
-        return params_failure(new_params) or (new_params, opt_state, running + value)
+        return params_failure(new_params) or state_failure(opt_state) or (new_params, opt_state, running + value)
 
     return step

@@ -53,7 +53,7 @@ import attrs
 import numpy as np
 
 from fgraph import validate
-from fgraph._steps import NonFinite, checked_step, fast_step, first_non_finite
+from fgraph._steps import NonFinite, checked_step, fast_step, first_non_finite, state_failure
 from fgraph.arrays import readonly_copy, readonly_view
 from fgraph.autodiff import scalar_program
 from fgraph.backends import check_backend, load_jax
@@ -427,8 +427,9 @@ class _Fold:
         return _replay(self, verified, last_epoch, history, metrics)
 
     def finite(self, carry: _Carry) -> bool:
-        """Whether every param of ``carry`` is finite (the fast steps check only the objective)."""
-        return first_non_finite(carry.params) is None
+        """Whether every param and optimiser state entry of ``carry`` is
+        finite (the fast steps check only the objective)."""
+        return first_non_finite(carry.params) is None and state_failure(carry.opt_state) is None
 
     def epochs_per_call(self, keep: bool) -> int:
         """The most epochs :meth:`run_epochs` runs in one call; 1: this fold runs one epoch at a time."""

@@ -626,3 +626,16 @@ def test_a_state_resumed_on_jax_keeps_the_kinds_of_its_optimiser_states_entries(
                     devices=np.int64(1))
     assert kinds(got.state) == kinds(want.state)
     np.testing.assert_allclose(got.params["w"], want.params["w"], rtol=1e-12)
+
+
+def test_an_optimiser_state_that_overflows_is_the_same_divergence_on_jax():
+    g, params, data = linear_problem()
+    data = {**data, "x": np.where(np.arange(192).reshape(64, 3) == 1, 1e200, data["x"])}
+    errors = []
+    for backend in ("numpy", "jax"):
+        with pytest.raises(train.DivergenceError) as caught:
+            train.fit(g, params, data, optimizer=optim.adam(0.01), epochs=3, batch_size=64, backend=backend)
+        errors.append(caught.value)
+    assert str(errors[1]) == str(errors[0]) and "the optimiser's state['nu']['w']" in str(errors[0])
+    for name in params:
+        np.testing.assert_array_equal(errors[1].state.params[name], errors[0].state.params[name])

@@ -222,3 +222,16 @@ def test_the_same_model_trains_per_example_and_on_minibatches():
     for batch_size in (1, 4, 20):
         result = train.fit(m.graph, m.init(), data, optimizer=optim.sgd(0.05), epochs=30, batch_size=batch_size)
         assert result.history[-1] < 0.5 * result.history[0]
+
+
+def test_an_optimiser_state_that_overflows_is_a_divergence_not_a_silently_frozen_param():
+    """A finite gradient beyond 1e154 makes adam's second moment inf: the update is then 0 and the
+    param would stop training without a word (and the state could not be saved)."""
+    x, t = fg.input("x", (3,)), fg.input("y", ())
+    prediction = fg.vector_scalar_affine(x, fg.param("w", (3,)), fg.param("b", ()))
+    g = fg.graph(objective=fg.squared_l2_distance(prediction, t))
+    data = training_cases.problem(n=64)
+    data = {**data, "x": np.where(np.arange(192).reshape(64, 3) == 1, 1e200, data["x"])}
+    params = {"w": np.zeros(3), "b": np.float64(0.0)}
+    with pytest.raises(train.DivergenceError, match=r"epoch 0, step 0 .*the optimiser's state\['nu'\]\['w'\] is not"):
+        train.fit(g, params, data, optimizer=optim.adam(0.01), epochs=3, batch_size=64)

@@ -390,10 +390,11 @@ def _fast_epoch(step, n: int, batch_size: int, shard):
     data, order, start) -> (params, opt_state, mean, healthy)``, one
     ``lax.scan`` over the full batches from step ``start`` on (static) and
     one step for a smaller last batch; ``mean`` is the epoch's mean
-    objective, ``healthy`` stays true while the sums of the objectives and
-    every param are finite. Nothing else is checked per step, as in the
-    NumPy fold: a NaN or inf gradient makes the params so, and a failed
-    epoch is run again by :func:`_checked_epoch`. Everything the host
+    objective, ``healthy`` stays true while the sums of the objectives,
+    every param and every entry of the optimiser's state are finite.
+    Nothing else is checked per step, as in the NumPy fold: a NaN or inf
+    gradient makes the params so, and a failed epoch is run again by
+    :func:`_checked_epoch`. Everything the host
     needs is computed here: an operation on a device array outside a
     compiled function costs a dispatch of its own. Not jitted here:
     :meth:`Epochs.of` jits it alone and inside :func:`_epoch_run`."""
@@ -413,7 +414,7 @@ def _fast_epoch(step, n: int, batch_size: int, shard):
         if last is not None:
             carry = one(carry, last, len(next(iter(last.values()))))
         params, opt_state, running = carry
-        return params, opt_state, running / steps, healthy & jnp.isfinite(running) & _all_finite(params)
+        return params, opt_state, running / steps, healthy & jnp.isfinite(running) & _all_finite((params, opt_state))
 
     return epoch
 
@@ -456,15 +457,15 @@ def _epoch_run(epoch, capacity: int, keep: bool = False):
 def _checked_epoch(step, n: int, batch_size: int, shard):
     """The epoch of :func:`_fast_epoch` checking every step, compiled only
     when an epoch failed: ``... -> (params, opt_state, [running, failed])``,
-    ``failed`` the index of the first step whose objective, gradients or new
-    params were not finite (-1: none); from it on, the carry is kept, so the
-    result is the last finite state."""
+    ``failed`` the index of the first step whose objective, gradients, new
+    params or new optimiser state were not finite (-1: none); from it on,
+    the carry is kept, so the result is the last finite state."""
     size = None if batch_size == 1 else batch_size
 
     def one(carry, batch, k, size):
         params, opt_state, running, failed = carry
         value, grads, new_params, new_state = step(params, opt_state, shard(batch, size), size)
-        ok = (failed < 0) & jnp.isfinite(value) & _all_finite(grads) & _all_finite(new_params)
+        ok = (failed < 0) & jnp.isfinite(value) & _all_finite(grads) & _all_finite((new_params, new_state))
         return (_kept(ok, new_params, params), _kept(ok, new_state, opt_state), jnp.where(ok, running + value, running),
                 jnp.where((failed < 0) & ~ok, k, failed))
 
@@ -530,8 +531,9 @@ def _like(template, value):
 
 def _describe(step, optimizer, params, opt_state, batch, size) -> str:
     """Why a step on ``batch`` fails, worded as the NumPy backend's checked step words it."""
-    value, grads, new_params, _ = (to_numpy(t) for t in jax.jit(step, static_argnums=3)(params, opt_state, batch, size))
-    return unscaled_step_failure(value, grads, new_params, optimizer)
+    value, grads, new_params, new_state = (to_numpy(t) for t in jax.jit(step, static_argnums=3)(params, opt_state,
+                                                                                                 batch, size))
+    return unscaled_step_failure(value, grads, new_params, new_state, optimizer)
 
 
 @attrs.frozen(eq=False)
