@@ -130,7 +130,9 @@ def check_seed(seed) -> int:
 
 def param_rng(seed: int, name: str) -> np.random.Generator:
     """The generator for param ``name`` under ``seed``: a function of both, nothing else."""
-    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    # surrogatepass: a name Python can hold but UTF-8 cannot (a lone surrogate) still has bytes;
+    # every other name's bytes, and so its draws, are unchanged.
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()
     words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
     return np.random.default_rng(np.random.SeedSequence([check_seed(seed), *words]))
 
@@ -146,7 +148,11 @@ def init_params(g, seed: int = 0) -> dict:
     for node in g.nodes:
         if node.role == "param":
             spec = node.init if node.init is not None else zeros()
-            value = np.asarray(spec(param_rng(seed, node.name), node.shape), dtype=np.float64)
+            try:
+                value = np.asarray(spec(param_rng(seed, node.name), node.shape), dtype=np.float64)
+            except (MemoryError, ValueError) as e:  # e.g. a size no machine holds: NumPy does not say whose
+                error = MemoryError if isinstance(e, MemoryError) else ValueError
+                raise error(f"param {node.name!r} of shape {node.shape} could not be initialised: {e}") from None
             if value.shape != node.shape:
                 raise ValueError(
                     f"the initialiser of param {node.name!r} returned shape {value.shape}, expected {node.shape}"

@@ -103,6 +103,8 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _NEW_FILE_MODE = 0o644
 
 
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
 # ------------------------------------------------------------ atomic writes
 
 
@@ -122,11 +124,16 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = None):
     lock on its temporary file until the rename, and every write first
     removes the unlocked ones of its target, whose writers died.
     """
-    target = os.fspath(path)
+    target = os.fsdecode(os.fspath(path))
+    if target.endswith((os.sep, os.altsep or os.sep)):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {target!r}: it names a directory", target)
     resolved = _resolve(target)
     directory, base = os.path.split(resolved)
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, f"cannot write {target!r}: no such directory", directory)
+    if os.path.lexists(resolved) and not stat.S_ISREG(os.stat(resolved).st_mode):
+        # Replacing it would swap a directory, a FIFO or a device (/dev/null) for a regular file.
+        raise OSError(errno.EINVAL, f"cannot write {target!r}: it exists and is not a regular file", target)
     _remove_stale_temps(directory, base)
     fd, tmp = _locked_temp(directory, base)
     # A second descriptor keeps the lock after the file is closed, until the
@@ -170,6 +177,11 @@ def _locked_temp(directory: str, base: str) -> tuple[int, str]:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         except FileExistsError:
             continue
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            raise OSError(errno.ENAMETOOLONG, f"cannot write {base!r} atomically: its name is too long for the"
+                          f" temporary file beside it (.{base}.<16 hex digits>.tmp, 22 bytes longer)", base) from None
         if fcntl is None:
             return fd, tmp
         try:
@@ -432,6 +444,28 @@ def _read_data(zf: zipfile.ZipFile, member: _Member) -> np.ndarray:
     return arr
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond float64's range")
+    return value
+
+
+def _unique_keys(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = [k for k, _ in pairs]
+        raise ValueError(f"key {next(k for k in seen if seen.count(k) > 1)!r:.80} appears twice in one object")
+    return out
+
+
+def _strict_json(text: str):
+    """``json.loads`` of what fgraph wrote: finite numbers only (no NaN,
+    Infinity or 1e400), no key twice in one object (Python keeps the last
+    silently). Raises ValueError or RecursionError."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+
+
 def _parse_manifest(arr, keys: list, target: str, expected: str) -> dict:
     """The JSON manifest, checked to be of format ``expected`` and a version this code reads."""
     if arr is None:
@@ -443,7 +477,7 @@ def _parse_manifest(arr, keys: list, target: str, expected: str) -> dict:
     try:
         if arr.dtype.kind != "U" or arr.shape != ():
             raise ValueError(f"a {arr.dtype} array of shape {arr.shape}, not a 0-d string")
-        manifest = json.loads(str(arr[()]))
+        manifest = _strict_json(str(arr[()]))
         if not isinstance(manifest, dict):
             raise ValueError("not a JSON object")
     except (ValueError, RecursionError) as e:
@@ -453,12 +487,18 @@ def _parse_manifest(arr, keys: list, target: str, expected: str) -> dict:
         hint = f"; load it with fgraph.io.{_LOADER[found]}" if isinstance(found, str) and found in _LOADER else ""
         raise FileFormatError(f"{target!r}: expected an {expected!r} file, found format {found!r}{hint}")
     version = manifest.get("version")
-    if not isinstance(version, int) or not 1 <= version <= VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= VERSION:
         raise FileFormatError(
             f"{target!r}: {expected!r} version {version!r} is not supported; this fgraph reads versions 1 to {VERSION}"
             " (a newer fgraph wrote it?)"
         )
     return manifest
+
+
+def _listed(keys: list, shown: int = 8) -> str:
+    """The first ``shown`` of ``keys``, and how many there are when that is not all: a message
+    about a file of 60,000 arrays stays a line."""
+    return "[" + ", ".join(map(repr, keys[:shown])) + (f", ... ({len(keys)} in all)]" if len(keys) > shown else "]")
 
 
 def _check_declarations(manifest: dict, members: dict, target: str, max_bytes: int) -> None:
@@ -468,7 +508,7 @@ def _check_declarations(manifest: dict, members: dict, target: str, max_bytes: i
         declared = manifest.get("arrays")
         if not isinstance(declared, dict) or set(declared) != set(members):
             raise FileFormatError(
-                f"{target!r}: the manifest does not declare the file's arrays {sorted(members)} (corrupt file)"
+                f"{target!r}: the manifest does not declare the file's arrays {_listed(sorted(members))} (corrupt file)"
             )
         shapes = {key: _declared(value, key, target) for key, value in declared.items()}
         total = sum(math.prod(shape) * dtype.itemsize for dtype, shape in shapes.values())
@@ -522,12 +562,17 @@ class _Arrays:
                 f"{self.target!r}: the manifest refers to array {key!r}, which the file does not hold"
             )
         self.used.add(key)
-        return self.members[key]
+        arr = self.members[key]
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # fgraph never saves one: a forged or damaged file
+            raise FileFormatError(f"{self.target!r}: array {key!r} holds NaN or inf, which fgraph never saves")
+        return arr
 
     def check_all_used(self) -> None:
         extra = sorted(set(self.members) - self.used)
         if extra:
-            raise FileFormatError(f"{self.target!r}: arrays {extra} are not described by the manifest (corrupt file)")
+            raise FileFormatError(
+                f"{self.target!r}: arrays {_listed(extra)} are not described by the manifest (corrupt file)"
+            )
 
 
 # ------------------------------------------------------------------ params
@@ -559,7 +604,7 @@ def load_params(path, *, max_bytes: int = MAX_BYTES) -> dict:
     out = {}
     for entry in entries:
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)) or entry[0] in out:
-            raise FileFormatError(f"{target!r}: bad params entry {entry!r} in the manifest")
+            raise FileFormatError(f"{target!r}: bad params entry {entry!r:.120} in the manifest")
         out[entry[0]] = arrays.take(entry[1])
     arrays.check_all_used()
     return out
@@ -612,16 +657,27 @@ def _decode(node, arrays: _Arrays):
     if tag == "array":
         return arrays.take(payload)
     if tag == "scalar":
-        return arrays.take(payload)[()]
+        scalar = arrays.take(payload)
+        if scalar.ndim:
+            raise FileFormatError(
+                f"{arrays.target!r}: the manifest is corrupt (scalar {payload!r} has shape {scalar.shape})"
+            )
+        return scalar[()]
     if tag == "int" and isinstance(payload, int) and not isinstance(payload, bool):
         return payload
     if tag == "float" and isinstance(payload, (int, float)) and not isinstance(payload, bool):
+        if not (isinstance(payload, float) or abs(payload) <= _FLOAT64_MAX):  # a huge int overflows a float
+            raise FileFormatError(
+                f"{arrays.target!r}: the manifest is corrupt (float {str(payload)[:12]}... is beyond float64's range)"
+            )
         return float(payload)
     if tag == "json" and (payload is None or isinstance(payload, (bool, str))):
         return payload
     if tag == "dict" and isinstance(payload, list):
-        if not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in payload):
-            raise FileFormatError(f"{arrays.target!r}: the manifest is corrupt (bad dict entries)")
+        if not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in payload) or (
+            len({e[0] for e in payload}) != len(payload)
+        ):
+            raise FileFormatError(f"{arrays.target!r}: the manifest is corrupt (bad or repeated dict entries)")
         return {key: _decode(item, arrays) for key, item in payload}
     if tag in ("tuple", "list") and isinstance(payload, list):
         items = [_decode(item, arrays) for item in payload]
@@ -731,6 +787,14 @@ def _distribution_version(name: str) -> str:
         return "unknown"
 
 
+def _check_unicode(text: str, where: str) -> None:
+    """A ValueError naming ``where`` if ``text`` cannot be written as UTF-8 (a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where}: {text!r:.80} is not valid Unicode text (it holds a lone surrogate)") from None
+
+
 def _jsonable(value, where: str):
     """``value`` as plain JSON data: dicts (str keys), lists, str, bool, None, int, finite float.
 
@@ -741,7 +805,10 @@ def _jsonable(value, where: str):
         value = value.tolist()
     elif isinstance(value, np.generic):
         value = value.item()
-    if value is None or isinstance(value, (bool, str)):
+    if isinstance(value, str):
+        _check_unicode(value, where)
+        return value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         return int(value)
@@ -754,6 +821,7 @@ def _jsonable(value, where: str):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where}: every key must be a str, got {key!r} ({type(key).__name__})")
+            _check_unicode(key, where)
             out[key] = _jsonable(item, f"{where}[{key!r}]")
         return out
     if isinstance(value, (list, tuple)):
@@ -807,9 +875,11 @@ def load_run_record(path) -> dict:
     with f:
         raw = f.read()
     try:
-        record = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        record = _strict_json(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise FileFormatError(f"{target!r} is not UTF-8 text ({e}); expected an {RUN_FORMAT!r} JSON file") from None
+    except RecursionError:
+        raise FileFormatError(f"{target!r} nests too deeply; expected an {RUN_FORMAT!r} file") from None
     except ValueError as e:  # json.JSONDecodeError included: it says line and column
         raise FileFormatError(f"{target!r} is not valid JSON ({e}); expected an {RUN_FORMAT!r} file") from None
     found = record.get("format") if isinstance(record, dict) else None

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -915,3 +916,97 @@ def test_the_pickle_scan_finds_a_planted_use(tmp_path):
     (tmp_path / "pkg" / "worse.py").write_text("import pickle\nobj = pickle.loads(blob)\n")
     hits = forbidden_uses([tmp_path / "pkg"])
     assert len(hits) == 2 and "bad.py:2" in hits[0] + hits[1] and "worse.py:2" in hits[0] + hits[1]
+
+
+# ------------------------------------------------- forged, odd and hostile files
+
+
+def _rewritten(path, manifest=None, **arrays):
+    """The fgraph file at ``path`` written again with its manifest text passed through
+    ``manifest`` and the arrays named in ``arrays`` replaced: a forged or damaged file."""
+    with np.load(path, allow_pickle=False) as z:
+        members = {key: z[key] for key in z.files}
+    if manifest is not None:
+        members["manifest"] = np.array(manifest(str(members["manifest"][()])))
+    members.update(arrays)
+    write_npz(path, **members)
+    return path
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda m: m.replace('"running":{"float":0.7000000000000001}', '"running":{"float":NaN}'), "NaN is not valid"),
+    (lambda m: m.replace('"running":{"float":0.7000000000000001}', '"running":{"float":1e400}'), "beyond float64"),
+    (lambda m: m.replace('"running":{"float":0.7000000000000001}', '"running":{"float":' + "9" * 400 + "}"),
+     "beyond float64"),
+    (lambda m: m.replace('"epoch":{"int":3}', '"epoch":{"int":3},"epoch":{"int":4}'), "'epoch' appears twice"),
+    (lambda m: m.replace('["b",{"array":"a1"}]', '["W",{"array":"a1"}]'), "repeated dict entries"),
+    (lambda m: m.replace('"version":2', '"version":true'), "version True is not supported"),
+    (lambda m: m.replace('["b",{"scalar":"a4"}]', '["b",{"scalar":"a3"}]').replace('["W",{"array":"a3"}]',
+                                                                                  '["W",{"array":"a4"}]'),
+     r"scalar 'a3' has shape \(3, 2\)"),
+])
+def test_a_state_file_whose_manifest_fgraph_would_not_write_is_refused(tmp_path, edit, words):
+    """NaN and Infinity (which JSON lacks and Python reads), numbers beyond float64, a key twice (Python
+    keeps the last silently), a version that is a bool, a scalar that is not 0-d: each a FileFormatError,
+    never a value a resumed fit would train from."""
+    path = tmp_path / "s.npz"
+    io.save_state(path, adam_state()[1])
+    _rewritten(path, manifest=edit)
+    with pytest.raises(FileFormatError, match=words):
+        io.load_state(path)
+
+
+def test_arrays_holding_nan_or_inf_are_refused_on_loading_as_on_saving(tmp_path):
+    io.save_params(tmp_path / "p.npz", {"w": np.zeros(3)})
+    _rewritten(tmp_path / "p.npz", a0=np.array([0.0, np.nan, np.inf]))
+    with pytest.raises(FileFormatError, match="array 'a0' holds NaN or inf"):
+        io.load_params(tmp_path / "p.npz")
+    io.save_state(tmp_path / "s.npz", adam_state()[1])
+    _rewritten(tmp_path / "s.npz", a6=np.full((3, 2), np.inf))  # adam's second moment
+    with pytest.raises(FileFormatError, match="array 'a6' holds NaN or inf"):
+        io.load_state(tmp_path / "s.npz")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_saving_onto_what_is_not_a_regular_file_is_refused_and_leaves_it_as_it_was(tmp_path):
+    """Replacing it would swap a FIFO or a device (as root: /dev/null) for a zip file."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="exists and is not a regular file"):
+        io.save_params(fifo, {"w": np.zeros(2)})
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and os.listdir(tmp_path) == ["fifo"]
+
+
+def test_paths_as_bytes_a_trailing_separator_and_names_too_long_for_the_temporary_file(tmp_path):
+    io.save_params(os.fsencode(tmp_path / "b.npz"), {"w": np.ones(2)})
+    assert io.load_params(tmp_path / "b.npz")["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(IsADirectoryError, match="names a directory"):
+        io.save_params(str(tmp_path / "t.npz") + os.sep, {"w": np.ones(2)})
+    long = tmp_path / ("n" * 240 + ".npz")  # fits the file system's 255 bytes; its temporary name does not
+    with pytest.raises(OSError, match="name is too long for the temporary file"):
+        io.save_params(long, {"w": np.ones(2)})
+    assert not (tmp_path / "t.npz").exists()
+
+
+def test_a_message_about_a_file_of_many_arrays_stays_short(tmp_path):
+    io.save_params(tmp_path / "p.npz", {"w": np.zeros(2)})
+    _rewritten(tmp_path / "p.npz", **{f"x{i}": np.zeros(1) for i in range(2000)})
+    with pytest.raises(FileFormatError, match=r"\(2001 in all\)") as caught:
+        io.load_params(tmp_path / "p.npz")
+    assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+    ('{"format": "fgraph.run", "metrics": {"loss": 1e400}}', "beyond float64"),
+    ('{"format": "fgraph.run", "metrics": {"loss": 1, "loss": 2}}', "'loss' appears twice"),
+])
+def test_a_run_record_fgraph_would_not_write_is_refused(tmp_path, text, words):
+    (tmp_path / "r.json").write_text(text)
+    with pytest.raises(FileFormatError, match=words):
+        io.load_run_record(tmp_path / "r.json")
+
+
+def test_a_run_record_with_text_that_is_not_unicode_is_refused_naming_where(tmp_path):
+    with pytest.raises(ValueError, match=r"config\['note'\].*lone surrogate"):
+        io.run_record({"note": "a\ud800b"}, 0, {}, {"w": np.zeros(1)})

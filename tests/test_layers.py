@@ -185,3 +185,13 @@ def test_layers_need_a_node(layer):
 
 def re_shape(shape):
     return "\\(" + ", ".join(map(str, shape)) + "\\)"
+
+
+def test_a_param_no_machine_can_hold_is_an_error_naming_it_and_a_name_utf8_cannot_encode_still_draws():
+    import models
+
+    with pytest.raises(MemoryError, match=r"param 'W1' of shape \(10, 1000000000000\) could not be initialised"):
+        fgraph.init.init_params(models.mlp_regression(10**12).graph, 0)
+    g = fgraph.graph(objective=fgraph.sum(fgraph.mul(fgraph.input("x", (2,)), fgraph.param("\ud800", (2,)))))
+    first, again = fgraph.init.init_params(g, 3), fgraph.init.init_params(g, 3)
+    assert np.array_equal(first["\ud800"], again["\ud800"])
