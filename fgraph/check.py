@@ -84,6 +84,7 @@ import attrs
 import numpy as np
 
 from fgraph import validate
+from fgraph.arrays import readonly_copy
 from fgraph.autodiff import backward, value_and_grad
 from fgraph.errors import GraphError, ShapeError
 from fgraph.graph import Graph, Node, graph, input, param
@@ -403,6 +404,25 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
     return errors
 
 
+def _copies(arrays):
+    """``arrays`` with each NumPy array replaced by a read-only copy (anything else left for the
+    checks to judge): the rules under test get what the caller passed without being able to
+    change it, and one that writes into its arguments fails instead of corrupting the point."""
+    if not isinstance(arrays, Mapping):
+        return arrays
+    return {k: readonly_copy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
+
+
+def _mutation_named(error: ValueError) -> ValueError:
+    """NumPy's refusal to write into a read-only array, said as what it means here."""
+    if "read-only" not in str(error):
+        return error
+    return ValueError(
+        f"a rule wrote into an array it was given ({error}): rules must not change their arguments, whose"
+        " values other rules read (the check hands every rule read-only copies to find such a rule)"
+    )
+
+
 def _check_settings(eps, tolerance, directions) -> None:
     if isinstance(eps, bool) or not (isinstance(eps, numbers.Real) and 0 < eps < 1):
         raise ValueError(f"eps must be a relative step in (0, 1), got {eps!r}")
@@ -441,8 +461,8 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
     if not isinstance(grads, Mapping):
         raise TypeError(f"grads must be a mapping of names to arrays, got {type(grads).__name__}")
     program = g.programs[output]
-    p = validate.params(g, params, program.param_names)
-    d, _ = validate.data(g, data, program.input_names)
+    p = validate.params(g, _copies(params), program.param_names)
+    d, _ = validate.data(g, _copies(data), program.input_names)
     point = {**p, **d}
     for name, grad in grads.items():
         if name not in point or name in g.labels:
@@ -459,7 +479,10 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
     def phi(pt):
         return float(program.forward(pt, pt))
 
-    return _report(_errors(phi, point, grads, eps, directions, seed), tolerance)
+    try:
+        return _report(_errors(phi, point, grads, eps, directions, seed), tolerance)
+    except ValueError as e:
+        raise _mutation_named(e) from None
 
 
 def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "objective",
@@ -476,7 +499,11 @@ def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "
     noise.
     """
     _check_settings(eps, tolerance, directions)
-    _, grads = value_and_grad(g, output, wrt)(params, data)
+    params, data = _copies(params), _copies(data)
+    try:
+        _, grads = value_and_grad(g, output, wrt)(params, data)
+    except ValueError as e:
+        raise _mutation_named(e) from None
     return compare_grads(g, grads, params, data, output, eps=eps, tolerance=tolerance,
                          directions=directions, seed=seed)
 
@@ -497,10 +524,10 @@ def _leaves(arrays, batched) -> tuple[list, dict, dict]:
             data[name] = arr
         elif flag:
             nodes.append(input(name, per_example))
-            data[name] = validate.as_float_array(arr, f"argument {i}")
+            data[name] = readonly_copy(validate.as_float_array(arr, f"argument {i}"))
         else:
             nodes.append(param(name, per_example))
-            params[name] = validate.as_float_array(arr, f"argument {i}")
+            params[name] = readonly_copy(validate.as_float_array(arr, f"argument {i}"))
     return nodes, params, data
 
 
@@ -527,9 +554,12 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
     program = g.programs["out"]
     names = [n.name for n in nodes if n.name not in g.labels]
     point = {**params, **data}
-    value = program.forward(point, point)
-    u = np.random.default_rng([seed, 1]).standard_normal(np.shape(value))
-    grads = backward(g, params, data, output="out", cotangent=u, wrt=names)
+    try:
+        value = program.forward(point, point)
+        u = np.random.default_rng([seed, 1]).standard_normal(np.shape(value))
+        grads = backward(g, params, data, output="out", cotangent=u, wrt=names)
+    except ValueError as e:
+        raise _mutation_named(e) from None
     for i, name in enumerate(n.name for n in nodes):
         if name in grads and np.shape(grads[name]) != np.shape(point[name]):
             raise ShapeError(
@@ -540,5 +570,8 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
     def phi(pt):
         return float(np.vdot(u, program.forward(pt, pt)))
 
-    errors = _errors(phi, point, grads, eps, directions, seed)
+    try:
+        errors = _errors(phi, point, grads, eps, directions, seed)
+    except ValueError as e:
+        raise _mutation_named(e) from None
     return max(errors.values(), default=0.0)

@@ -280,3 +280,25 @@ def test_large_params_checked_by_projections_still_catch_1pct_errors(scale):
         entry = _smallest_entry_with_1pct(fg.grad(right)(params, data)["W"])
         flipped = objective(W_used=apply(TAP, W, entry=entry, factor=-1.0))
         assert fg.check_grads(flipped, params, data, seed=seed).errors["W"] > DEFAULT_TOLERANCE
+
+
+def test_a_rule_that_writes_into_its_argument_is_named_as_such_and_the_callers_arrays_stay_as_they_were():
+    """The check hands every rule read-only copies: a forward or a VJP that changes its argument
+    (which corrupts what other rules read) is an error saying so, and the caller's params are untouched."""
+    def scaling_in_place(a):
+        a *= 1.0  # in place: changes the argument
+        return a * 2.0
+
+    def vjp_in_place(g, out, a):
+        a += 1.0
+        return 2.0 * g
+
+    for forward, vjp in ((scaling_in_place, lambda g, out, a: 2.0 * g), (lambda a: a * 2.0, vjp_in_place)):
+        twice = fg.Primitive("twice", forward=forward, vjps=(vjp,), shape=fg.ops.same_shape)
+        g = fg.graph(objective=fg.sum(fg.apply(twice, fg.param("w", (3,)))))
+        params = {"w": np.zeros(3)}
+        with pytest.raises(ValueError, match="a rule wrote into an array it was given"):
+            fg.check_grads(g, params)
+        with pytest.raises(ValueError, match="a rule wrote into an array it was given"):
+            fg.check_op(lambda w: fg.apply(twice, w), np.zeros(3))
+        assert params["w"].flags.writeable and np.array_equal(params["w"], np.zeros(3))
