@@ -395,6 +395,28 @@ def test_hostile_names_stay_text_in_the_page(tmp_path):
     assert all(json.dumps(comment_text(name), ensure_ascii=False)[1:-1] in shown for name in HOSTILE[5:7])
 
 
+def test_a_lone_surrogate_in_the_output_name_or_the_title_is_shown_as_its_escape(tmp_path):
+    """UTF-8 cannot encode a lone surrogate, which a Python str (a name, a title) can hold."""
+    x, w = fg.input("x", (2,)), fg.param("w", (2,))
+    g = fg.graph(**{"\ud800": fg.sum(fg.mul(x, w))})
+    path = fgraph.viz.page(g, tmp_path / "p.html", {"w": np.ones(2)}, {"x": np.ones(2)}, output="\ud800",
+                           title="t\udc00")
+    text = path.read_text(encoding="utf-8")
+    assert "\\ud800" in text and "t\\udc00" in text
+
+
+@pytest.mark.parametrize("value, want", [
+    ([1e200, 1e200, 1.0], 2**0.5 * 1e200),  # squares overflow
+    ([1e-200, 1e-200, 0.0], 2**0.5 * 1e-200),  # squares underflow
+    ([0.0, 0.0], 0.0), ([np.inf, 1.0], np.inf), ([np.nan, np.inf], np.nan),
+])
+def test_norms_shown_neither_overflow_nor_underflow(value, want):
+    from fgraph.viz.scene import norm
+
+    got = norm(np.array(value))
+    assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, rel=1e-15)
+
+
 def test_a_page_needs_params():
     g, _, data = _ridge()
     with pytest.raises(TypeError, match="needs params"):

@@ -12,6 +12,7 @@ use's contribution.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 
@@ -75,8 +76,16 @@ def shape_text(node) -> str:
 
 
 def norm(value) -> float:
-    """The Euclidean (Frobenius) norm of an array, batch axis included."""
-    return float(np.linalg.norm(np.ravel(np.asarray(value, dtype=np.float64))))
+    """The Euclidean (Frobenius) norm of an array, batch axis included:
+    ‖v‖ = m ‖v / m‖ with m = max |v|, so that no square overflows (entries
+    of 1e200) or underflows (of 1e-170); NaN or inf when an entry is."""
+    flat = np.ravel(np.asarray(value, dtype=np.float64))
+    if not flat.size:
+        return 0.0
+    m = float(np.max(np.abs(flat)))
+    if m == 0.0 or not math.isfinite(m):
+        return m if not np.isnan(flat).any() else math.nan
+    return m * float(np.linalg.norm(flat / m))
 
 
 def _trace_of(g: Graph, params, data, output: str) -> Trace | None:

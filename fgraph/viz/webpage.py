@@ -32,7 +32,7 @@ from fgraph.io import atomic_write
 from fgraph.program import comment_text
 from fgraph.viz import style
 from fgraph.viz.layout import label_points, layout
-from fgraph.viz.scene import Scene, arrow_label, box_lines, number, scene
+from fgraph.viz.scene import Scene, arrow_label, box_lines, norm, number, scene
 
 #: SVG text metrics, in pixels: a monospace font, whose advance is 0.6 em.
 FONT = 11.0
@@ -104,7 +104,7 @@ def _steps(g: Graph, s: Scene, seed: int, line_of_edge: list) -> list:
         arrow = s.arrows[arrow_of[src, dst, e.position]]
         detail = [
             (f"{comment_text(e.consumer)} ({g.nodes[dst].op.name}) sends argument {e.position},"
-            f" {comment_text(e.source)}, its part of the gradient: ‖∇‖ {number(float(np.linalg.norm(e.cotangent)))}"),
+            f" {comment_text(e.source)}, its part of the gradient: ‖∇‖ {number(norm(e.cotangent))}"),
             f"this use's contribution: {preview(e.cotangent)}",
         ]
         if arrow.uses > 1:
@@ -113,9 +113,9 @@ def _steps(g: Graph, s: Scene, seed: int, line_of_edge: list) -> list:
             detail.append(
                 f"{comment_text(e.source)} is used {arrow.uses} times: contribution {len(terms)} of {arrow.uses}"
             )
-            detail += [f"  from {comment_text(c)}: ‖∇‖ {number(float(np.linalg.norm(v)))}" for c, v in terms]
+            detail += [f"  from {comment_text(c)}: ‖∇‖ {number(norm(v))}" for c, v in terms]
             detail.append(("sum, complete: ∂" + s.output + "/∂" + comment_text(e.source) if done else "running sum")
-                          + f": ‖Σ‖ {number(float(np.linalg.norm(running)))}, {preview(running)}")
+                          + f": ‖Σ‖ {number(norm(running))}, {preview(running)}")
         steps.append({
             "line": line_of_edge[k], "arrow": arrow_of[src, dst, e.position], "receiver": src, "consumer": dst,
             "title": f"Step {k + 1}: {box.name} ← {comment_text(e.consumer)}", "detail": detail,
@@ -333,6 +333,7 @@ markerWidth="8" markerHeight="8" orient="auto">
 </body>
 </html>
 """
-    with atomic_write(path, "w", encoding="utf-8") as f:
-        f.write(document)
+    # A name or title may hold a lone surrogate, which UTF-8 cannot encode: it is shown as its escape.
+    with atomic_write(path, "wb") as f:
+        f.write(document.encode("utf-8", "backslashreplace"))
     return path
