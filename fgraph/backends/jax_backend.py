@@ -196,14 +196,14 @@ def _explained(rule, node, what: str, scope: str):
                 " nor call what jax.numpy does not have"
             ) from e
 
-    traced.explained = True
     return traced
 
 
 def lower_program(program_function):
     """A checked program of :mod:`fgraph.program`, lowered, each of its rules
     wrapped so that one that cannot be traced is a :class:`LoweringError`
-    naming its primitive and node."""
+    naming its primitive and node, and one that would sort in place
+    (:func:`_refuse_lost_writes`) is one too."""
     lowered = lower(program_function)
     namespace = lowered.__globals__
     rules = {}  # scope -> (node, what)
@@ -214,8 +214,7 @@ def lower_program(program_function):
         node = namespace[f"n{match[2]}"]
         what = "forward rule" if match[1] == "f" else f"VJP of argument {match[3]}"
         rules[f"{_SCOPE}{name}"] = (node, what)
-        if not getattr(value, "explained", False):  # a program lowered before has its rules wrapped
-            namespace[name] = _explained(value, node, what, f"{_SCOPE}{name}")
+        namespace[name] = _explained(value, node, what, f"{_SCOPE}{name}")  # each lowering is a fresh copy
 
     def program(params, data, *rest):
         _refuse_lost_writes(lambda p, d: lowered(p, d, *rest), params, data, rules)
