@@ -152,31 +152,13 @@ def params_failure(new_params: Mapping) -> str | None:
     return None if bad is None else f"the update made param {bad!r} non-finite"
 
 
-def unscaled_step_failure(value, grads: Mapping, new_params: Mapping, new_state, optimizer) -> str | None:
-    """Why a step failed, from its objective, its gradients as backpropagated
-    with a cotangent of 1 and the params it made, worded as
-    :func:`checked_step` words it: where the optimiser's learning rate is
-    folded into backpropagation, that step checks the scaled gradients (the
-    updates) before the params."""
-    scale = _scale(optimizer)
-    if scale is None:
-        return step_failure(value, grads) or params_failure(new_params) or state_failure(new_state)
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what is being looked for
-        updates = {k: scale * g for k, g in grads.items()}
-    return step_failure(value, updates, _SCALED) or params_failure(new_params)
-
-
-#: What checked_step checks when the learning rate is folded into backpropagation.
-_SCALED = "update (learning rate × gradient)"
-
-
 def checked_step(program, optimizer) -> Callable:
     """The step of :func:`fast_step`, the same arithmetic to the bit, checking
     the objective, the gradients, the new params and the optimiser's new
-    state; on a non-finite value
-    it returns a description of it instead of the next carry."""
+    state; on a non-finite value it returns a description of it instead of
+    the next carry."""
     scale = _scale(optimizer)
-    what = "gradient" if scale is None else _SCALED
+    what = "gradient" if scale is None else "update (learning rate × gradient)"
     cotangent = ONE if scale is None else scale
 
     def step(carry, batch):

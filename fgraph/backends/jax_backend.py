@@ -38,7 +38,7 @@ import numpy as np
 from jax import lax
 
 from fgraph import kernels, optim
-from fgraph._steps import checked_step, unscaled_step_failure
+from fgraph._steps import checked_step, params_failure, state_failure, step_failure
 from fgraph.backends.lowering import Lowering
 from fgraph.errors import GraphError, ShapeError
 from fgraph.primitive import Primitive
@@ -528,11 +528,14 @@ def _like(template, value):
     return np.array(value)
 
 
-def _describe(step, optimizer, params, opt_state, batch, size) -> str:
-    """Why a step on ``batch`` fails, worded as the NumPy backend's checked step words it."""
+def _describe(step, params, opt_state, batch, size) -> str:
+    """Why a step on ``batch`` fails, from this backend's own arithmetic, in
+    the words of every DivergenceError: what :meth:`JaxFold._why` says when
+    NumPy's checked step, from the same state, rounds its way past the failure."""
     value, grads, new_params, new_state = (to_numpy(t) for t in jax.jit(step, static_argnums=3)(params, opt_state,
                                                                                                  batch, size))
-    return unscaled_step_failure(value, grads, new_params, new_state, optimizer)
+    return (step_failure(value, grads) or params_failure(new_params) or state_failure(new_state)
+            or "a value of the step was not finite")
 
 
 @attrs.frozen(eq=False)
@@ -633,7 +636,7 @@ class JaxFold(Fold):
         """``(carries, healthy)`` after the ``count`` whole epochs from
         ``carry`` (which stands at the start of one), run in one call, which
         this waits for: the carry after each epoch, with its mean objective,
-        and whether every objective sum and param stayed finite. Only with
+        and whether every objective sum, param and optimiser state stayed finite. Only with
         ``keep`` does every carry hold its params and optimiser state (NumPy
         copies); without, only the last (on the device) does."""
         orders = None
@@ -658,7 +661,8 @@ class JaxFold(Fold):
         return carries, bool(healthy)
 
     def finite(self, carry: Carry) -> bool:
-        """Whether every epoch up to ``carry`` had a finite objective sum and finite params (waits for them)."""
+        """Whether every epoch up to ``carry`` had a finite objective sum,
+        finite params and a finite optimiser state (waits for them)."""
         return bool(carry.healthy)
 
     def replay(self, verified: Carry, last_epoch: int, history: list, metrics: list) -> Carry:
@@ -696,7 +700,7 @@ class JaxFold(Fold):
         host = (dict(to_numpy(params)), jax.tree_util.tree_map(_like, self.template, to_numpy(opt_state)), 0.0)
         with np.errstate(all="ignore"):
             why = self.checked(host, batch)
-        return why if isinstance(why, str) else _describe(self.step, self.optimizer, params, opt_state, batch, size)
+        return why if isinstance(why, str) else _describe(self.step, params, opt_state, batch, size)
 
     def state(self, carry: Carry, history: list, metrics: list) -> TrainState:
         """The :class:`~fgraph.train.TrainState` at ``carry``, its arrays NumPy's."""
