@@ -76,6 +76,7 @@ of inf, so a NaN gradient never passes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Mapping
@@ -405,22 +406,27 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
 
 
 def _copies(arrays):
-    """``arrays`` with each NumPy array replaced by a read-only copy (anything else left for the
-    checks to judge): the rules under test get what the caller passed without being able to
-    change it, and one that writes into its arguments fails instead of corrupting the point."""
+    """``arrays`` with each writeable NumPy array replaced by a read-only copy
+    (anything else left for the checks to judge): the rules under test see
+    what the caller passed without being able to change it, and one that
+    writes into its arguments fails instead of corrupting the point."""
     if not isinstance(arrays, Mapping):
         return arrays
-    return {k: readonly_copy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
+    return {k: readonly_copy(v) if isinstance(v, np.ndarray) and v.flags.writeable else v for k, v in arrays.items()}
 
 
-def _mutation_named(error: ValueError) -> ValueError:
-    """NumPy's refusal to write into a read-only array, said as what it means here."""
-    if "read-only" not in str(error):
-        return error
-    return ValueError(
-        f"a rule wrote into an array it was given ({error}): rules must not change their arguments, whose"
-        " values other rules read (the check hands every rule read-only copies to find such a rule)"
-    )
+@contextlib.contextmanager
+def _rules_may_not_write():
+    """NumPy's refusal to write into a read-only array, raised inside, said as what it means here."""
+    try:
+        yield
+    except ValueError as e:
+        if "read-only" not in str(e):
+            raise
+        raise ValueError(
+            f"a rule wrote into an array it was given ({e}): rules must not change their arguments, whose"
+            " values other rules read (the check hands every rule read-only copies to find such a rule)"
+        ) from None
 
 
 def _check_settings(eps, tolerance, directions) -> None:
@@ -479,10 +485,8 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
     def phi(pt):
         return float(program.forward(pt, pt))
 
-    try:
+    with _rules_may_not_write():
         return _report(_errors(phi, point, grads, eps, directions, seed), tolerance)
-    except ValueError as e:
-        raise _mutation_named(e) from None
 
 
 def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "objective",
@@ -500,10 +504,8 @@ def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "
     """
     _check_settings(eps, tolerance, directions)
     params, data = _copies(params), _copies(data)
-    try:
+    with _rules_may_not_write():
         _, grads = value_and_grad(g, output, wrt)(params, data)
-    except ValueError as e:
-        raise _mutation_named(e) from None
     return compare_grads(g, grads, params, data, output, eps=eps, tolerance=tolerance,
                          directions=directions, seed=seed)
 
@@ -554,12 +556,10 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
     program = g.programs["out"]
     names = [n.name for n in nodes if n.name not in g.labels]
     point = {**params, **data}
-    try:
+    with _rules_may_not_write():
         value = program.forward(point, point)
         u = np.random.default_rng([seed, 1]).standard_normal(np.shape(value))
         grads = backward(g, params, data, output="out", cotangent=u, wrt=names)
-    except ValueError as e:
-        raise _mutation_named(e) from None
     for i, name in enumerate(n.name for n in nodes):
         if name in grads and np.shape(grads[name]) != np.shape(point[name]):
             raise ShapeError(
@@ -570,8 +570,6 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
     def phi(pt):
         return float(np.vdot(u, program.forward(pt, pt)))
 
-    try:
+    with _rules_may_not_write():
         errors = _errors(phi, point, grads, eps, directions, seed)
-    except ValueError as e:
-        raise _mutation_named(e) from None
     return max(errors.values(), default=0.0)
