@@ -367,6 +367,14 @@ def _start_state(g, params, optimizer, seed, batch_size, resume, n) -> TrainStat
     checked = {k: readonly_copy(v) for k, v in validate.params(g, resume.params, tuple(g.params)).items()}
     resume = attrs.evolve(resume, params=checked, opt_state=_copy_tree(resume.opt_state))
     _check_opt_state(optimizer, resume, "resume")
+    # Its params were checked above; a NaN here would be trained on and surface later as a divergence
+    # that the state, not the fit, caused.
+    failure = state_failure(resume.opt_state) or (
+        None if math.isfinite(resume.running) else f"its running sum of the epoch's objectives is {resume.running}"
+    )
+    if failure is not None:
+        raise ValueError(f"resume: {failure}; a state to resume from is finite (a diverged fit's"
+                         " DivergenceError holds the last finite state in .state)")
     return resume
 
 

@@ -3,6 +3,7 @@ resumption bit for bit, divergence that keeps the last finite state."""
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import training_cases  # tests/ is on the path (pytest prepends it): the shared problems
@@ -235,3 +236,15 @@ def test_an_optimiser_state_that_overflows_is_a_divergence_not_a_silently_frozen
     params = {"w": np.zeros(3), "b": np.float64(0.0)}
     with pytest.raises(train.DivergenceError, match=r"epoch 0, step 0 .*the optimiser's state\['nu'\]\['w'\] is not"):
         train.fit(g, params, data, optimizer=optim.adam(0.01), epochs=3, batch_size=64)
+
+
+def test_a_state_holding_nan_in_its_optimiser_state_or_running_sum_is_refused_on_resume():
+    """Its params are checked; so are the rest of the numbers the fit would train on."""
+    g, params = training_cases.mlp()
+    data = training_cases.problem(n=12)
+    state = train.fit(g, params, data, optimizer=optim.adam(0.01), epochs=1, batch_size=4).state
+    nu = {k: np.full(np.shape(v), np.nan) for k, v in state.opt_state["nu"].items()}
+    for bad, words in ((attrs.evolve(state, opt_state={**state.opt_state, "nu": nu}), r"the optimiser's state\['nu'\]"),
+                       (attrs.evolve(state, running=float("nan")), "its running sum .* is nan")):
+        with pytest.raises(ValueError, match="resume: " + words):
+            train.fit(g, None, data, optimizer=optim.adam(0.01), epochs=2, batch_size=4, resume=bad)
