@@ -20,7 +20,7 @@ Python's operators on nodes build the same nodes (``a + b`` is
 from fgraph import init, interpret, io, layers, ops, optim, train, viz  # noqa: F401
 from fgraph.autodiff import backward, forward, grad, merge_grads, program_source, value_and_grad
 from fgraph.check import check_grads, check_op
-from fgraph.errors import FileFormatError, GraphError, NameMismatchError, ShapeError
+from fgraph.errors import FileFormatError, GraphError, InconclusiveCheckError, NameMismatchError, ShapeError
 from fgraph.graph import Graph, Node, graph, input, param
 from fgraph.interpret import contributions
 from fgraph.ops import Primitive, apply
@@ -31,7 +31,8 @@ from fgraph.version import __version__
 ops.export(globals())
 
 __all__ = [
-    "FileFormatError", "Graph", "GraphError", "NameMismatchError", "Node", "Primitive", "ShapeError",
+    "FileFormatError", "Graph", "GraphError", "InconclusiveCheckError", "NameMismatchError", "Node", "Primitive",
+    "ShapeError",
     "apply", "backward", "check_grads", "check_op", "contributions", "forward", "grad", "graph", "input", "merge_grads",
     "param", "program_source", "value_and_grad", "__version__",
     *ops.PRIMITIVES,

@@ -69,9 +69,25 @@ by 1 % gives 0.0099, a dropped contribution c about ‖c‖ / ‖a‖, one flipp
 entry 2|a_i| / ‖a‖. A component too noisy to resolve (its gradient below
 its noise) has a large σ and takes no part; the others keep their power.
 The error is unchanged when a, n and σ scale together, so the check is
-scale-free. It passes when error ≤ ``tolerance``. NaN or inf anywhere (the
-value, the analytic gradient, any evaluation near the point) gives an error
-of inf, so a NaN gradient never passes.
+scale-free. NaN or inf anywhere (the value, the analytic gradient, any
+evaluation near the point) gives an error of inf, so a NaN gradient never
+passes.
+
+**Unresolved.** An error of 0 says nothing when σ covers the gradient: a
+forward whose values are coarse (float16, integers) or differ from call to
+call, or a kink inside the step, makes σ larger than any gradient, and a
+VJP of the wrong sign passes as well as the right one. A name is
+unresolved when, on the components where φ is coarse (σ c above
+:data:`COARSE` of |φ| where the differences evaluate it; smooth float64
+rounding gives about κ u / ε = 3e-10), min(σ, M) with M = max(|a|, |n|)
+covers more than half of ‖M‖, unless no component could move φ by more
+than its noise bound even over its whole step (M c ≤ κ δφ: zero to every
+purpose). A check passes when every error is at most ``tolerance`` and no
+name is unresolved; :func:`check_op` raises :class:`InconclusiveCheckError`
+for an unresolved argument. Gradients below what smooth float64
+differences can resolve (an effect under about 3e-10 of |φ|, a tanh at 15)
+are not unresolved: they pass within their rounding, as no nearby point
+would resolve them better.
 """
 
 from __future__ import annotations
@@ -87,7 +103,7 @@ import numpy as np
 from fgraph import validate
 from fgraph.arrays import readonly_copy
 from fgraph.autodiff import backward, value_and_grad
-from fgraph.errors import GraphError, ShapeError
+from fgraph.errors import GraphError, InconclusiveCheckError, ShapeError
 from fgraph.graph import Graph, Node, graph, input, param
 
 DEFAULT_TOLERANCE = 1e-4
@@ -97,6 +113,10 @@ FULL_CHECK_SIZE = 256
 
 #: κ of the module docstring: the noise bound in units of δφ / ε.
 NOISE_MARGIN = 30.0
+
+#: φ is coarse along a direction where the uncertainty of its change over a
+#: whole step, σ c, exceeds this share of |φ| (see :func:`_unresolved`).
+COARSE = 1e-2
 
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 _NOISE_ORDERS = (3, 4, 5, 6)
@@ -112,18 +132,38 @@ _SMALLEST_SCALE = 1e-200  # below, steps of 1e-5 of it would be subnormal
 class GradCheckReport:
     """The result of :func:`check_grads` (or :func:`compare_grads`).
 
-    ``errors`` maps each name to its error (module docstring); ``ok`` is
-    true when every error is at most ``tolerance``; ``max_rel_error`` is
-    the largest error.
+    ``errors`` maps each name to its error (module docstring);
+    ``max_rel_error`` is the largest error. ``unresolved`` names the
+    gradients that the finite differences could not pin down at this point
+    (their uncertainty covers more than half of the gradient, see
+    :func:`_unresolved`): for those the check has shown nothing, and a
+    gradient of the wrong sign would have passed too. ``ok`` is true when
+    every error is at most ``tolerance`` and no gradient is unresolved.
     """
 
     ok: bool
     max_rel_error: float
     errors: Mapping
     tolerance: float
+    unresolved: tuple = ()
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def __str__(self) -> str:
+        worst = max(self.errors, key=self.errors.get, default=None)
+        if self.unresolved:
+            return (f"inconclusive: central differences cannot resolve the gradient of {list(self.unresolved)}"
+                    f" here ({_UNRESOLVED_CAUSES})")
+        verdict = "passed" if self.ok else "failed"
+        return (f"gradient check {verdict}: largest error {self.max_rel_error:.3g}"
+                f"{f' (of {worst!r})' if worst is not None else ''}, tolerance {self.tolerance:g}")
+
+
+_UNRESOLVED_CAUSES = (
+    "their uncertainty exceeds the gradient: the forward's values are coarse (float16, float32, integers)"
+    " or differ from call to call, or a kink lies within the step; check at another point"
+)
 
 
 def gradient_error(analytic, numeric, uncertainty) -> float:
@@ -161,11 +201,13 @@ def _scales(x: np.ndarray, point_scale: float) -> np.ndarray:
     return s
 
 
-def _derivative(f, value: float, eps: float) -> tuple[float, float, float]:
-    """R₂, |R₂ - R₁| and the noise of f where the differences evaluate it:
-    the largest of the ECnoise of f on the grid t = jε/4, j = -4..4, whose
-    points give the central differences at ε/4, ε/2 and ε (``value`` =
-    f(0)), and of f on a fine grid centred at the step t = ε
+def _derivative(f, value: float, eps: float) -> tuple[float, float, float, float]:
+    """R₂, |R₂ - R₁|, the noise of f where the differences evaluate it, and
+    the size of f there (max |f| on the grid).
+
+    The noise is the largest of the ECnoise of f on the grid t = jε/4,
+    j = -4..4, whose points give the central differences at ε/4, ε/2 and ε
+    (``value`` = f(0)), and of f on a fine grid centred at the step t = ε
     (:func:`_noise_at`). One side suffices: the noise at -ε is rounding of
     the same computation at the same distance from the point, of the same
     size; its level, not its draw, is what σ needs."""
@@ -174,7 +216,8 @@ def _derivative(f, value: float, eps: float) -> tuple[float, float, float]:
     d = [(values[4 + j] - values[4 - j]) / (2 * j * quarter) for j in (4, 2, 1)]
     r1 = (4 * d[1] - d[0]) / 3
     r2 = (4 * d[2] - d[1]) / 3
-    return r2, abs(r2 - r1), max(_ecnoise(values), _noise_at(f, eps, values[-1], eps * _STEP_NOISE_SPACING))
+    noise = max(_ecnoise(values), _noise_at(f, eps, values[-1], eps * _STEP_NOISE_SPACING))
+    return r2, abs(r2 - r1), noise, float(np.abs(values).max())
 
 
 def _noise_at(f, centre: float, centre_value: float, tau: float) -> float:
@@ -317,10 +360,25 @@ def _onset_step(f_scaled, f_line, value: float, eps: float) -> float:
     return floor
 
 
+@attrs.frozen
+class _Components:
+    """What the check compares for one name, per component k (an entry, or
+    a random projection): the analytic derivative aₖ, the numeric one nₖ
+    and its uncertainty σₖ, all per unit of the step cₖ (the size of the
+    move along the component's direction), and the size of φ where the
+    component's differences evaluate it (max |f| on its grid)."""
+
+    analytic: np.ndarray
+    numeric: np.ndarray
+    sigma: np.ndarray
+    step: np.ndarray
+    phi_size: np.ndarray
+
+
 def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value: float, noise: float,
-                eps: float, rng, directions: int) -> tuple:
-    """(analytic, numeric, uncertainty) for one name: its entries, or
-    ``directions`` random projections when it has more than FULL_CHECK_SIZE.
+                eps: float, rng, directions: int) -> _Components:
+    """The components of one name: its entries, or ``directions`` random
+    projections when it has more than FULL_CHECK_SIZE.
 
     The noise of a component is the larger of ``noise`` (δφ measured for
     the whole point) and the ECnoise of its own difference grid, so that
@@ -340,12 +398,12 @@ def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value
             directions_.append(s * (w / np.linalg.norm(w)))
         analytic = np.array([np.vdot(grad, d) for d in directions_])
         scale = [1.0] * directions
-    numeric, sigma = np.empty(len(directions_)), np.empty(len(directions_))
+    numeric, sigma, size = (np.empty(len(directions_)) for _ in range(3))
     for k, (d, c) in enumerate(zip(directions_, scale)):
-        r2, truncation, own_noise = _derivative(phi_along(d), value, eps)
+        r2, truncation, own_noise, size[k] = _derivative(phi_along(d), value, eps)
         numeric[k] = r2 / c
         sigma[k] = (truncation + NOISE_MARGIN * max(noise, own_noise) / eps) / c
-    return analytic, numeric, sigma
+    return _Components(analytic, numeric, sigma, np.array(scale, dtype=np.float64), size)
 
 
 def _point_scale(point: Mapping) -> float:
@@ -362,8 +420,10 @@ def _unit_direction(rng, s: np.ndarray) -> np.ndarray:
     return s * w / max(float(np.abs(w).max(initial=0.0)), 1e-300)
 
 
-def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed: int) -> dict:
-    """Error per name of ``grads``; ``phi(point) -> float`` is the scalar differenced.
+def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed: int) -> tuple[dict, tuple]:
+    """Error per name of ``grads``, and the names whose gradient the
+    differences left unresolved (:func:`_unresolved`); ``phi(point) ->
+    float`` is the scalar differenced.
 
     δφ is measured once along a random direction that moves every name of
     ``grads`` at once, so that a param whose own effect on φ is below φ's
@@ -375,7 +435,7 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
     with np.errstate(all="ignore"):
         value = phi(point)
         if not (math.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())):
-            return {k: math.inf for k in grads}
+            return {k: math.inf for k in grads}, ()
         point_scale = _point_scale(point)
         xs = {k: np.asarray(point[k]) for k in grads}
         scales = {k: _scales(x, point_scale) for k, x in xs.items()}
@@ -391,9 +451,9 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
         if noise is None:
             noise = _onset_step(scaled, along_joint, value, eps)
         if math.isnan(noise):  # φ is not finite right next to the point
-            return {k: math.inf for k in grads}
+            return {k: math.inf for k in grads}, ()
         noise = max(noise, _first_jump(along_joint, value, eps))
-        errors = {}
+        errors, unresolved = {}, []
         for name, grad in grads.items():
             x = xs[name]
 
@@ -401,8 +461,45 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
                 return lambda t: phi({**point, name: x + t * d})
 
             own = max(noise, _first_jump(along(_unit_direction(rng, scales[name])), value, eps))
-            errors[name] = gradient_error(*_components(along, x, scales[name], grad, value, own, eps, rng, directions))
-    return errors
+            components = _components(along, x, scales[name], grad, value, own, eps, rng, directions)
+            errors[name] = gradient_error(components.analytic, components.numeric, components.sigma)
+            if math.isfinite(errors[name]) and _unresolved(components, own):
+                unresolved.append(name)
+    return errors, tuple(unresolved)
+
+
+def _unresolved(c: _Components, noise: float) -> bool:
+    """Whether the differences leave most of this name's gradient open: the
+    check could not have told it from its negation, or from any other value
+    of its size, because φ cannot be differenced here.
+
+    With M = max(|a|, |n|) entry-wise (the size of the component, claimed
+    or measured), a component is open where φ is coarse along it, its
+    uncertainty over a move of its whole step, σ c, above
+    :data:`COARSE` of |φ| there (a smooth float64 φ gives about 3e-10:
+    κ u / ε), and then by min(σ, M). The name is unresolved when the open
+    part is more than half of it, ‖open‖ > ½ ‖M‖: a forward whose values
+    are coarse (float16, integers) or change from call to call, or a kink
+    inside the step, makes σ larger than the gradient, and every claim
+    passes.
+
+    Not when every component moves φ, over a move of its whole step, by no
+    more than the noise bound (M c ≤ κ δφ): a gradient that no difference
+    of φ could ever show (a saturated tanh, a classifier sure of every
+    label whose loss is 0.0) is zero to every purpose. A component that
+    smooth float64 differences cannot resolve (its effect below about 3e-10
+    of φ: a tanh at 15 in a loss of 1) is not open either: no point nearby
+    would resolve it better, and the check says so in its tolerance of
+    rounding, not by refusing the point.
+    """
+    size = np.maximum(np.abs(c.analytic), np.abs(c.numeric))
+    top = float(size.max(initial=0.0))
+    if float((size * c.step).max(initial=0.0)) <= NOISE_MARGIN * noise:
+        return False
+    coarse = c.sigma * c.step > COARSE * c.phi_size
+    # in units of the largest component, so that no square under- or overflows
+    open_part = np.linalg.norm(np.where(coarse, np.minimum(c.sigma, size), 0.0) / top)
+    return bool(open_part > 0.5 * np.linalg.norm(size / top))
 
 
 def _copies(arrays):
@@ -438,9 +535,10 @@ def _check_settings(eps, tolerance, directions) -> None:
         raise ValueError(f"directions must be an integer >= 1, got {directions!r}")
 
 
-def _report(errors: dict, tolerance: float) -> GradCheckReport:
+def _report(errors: dict, unresolved: tuple, tolerance: float) -> GradCheckReport:
     worst = max(errors.values(), default=0.0)
-    return GradCheckReport(ok=worst <= tolerance, max_rel_error=worst, errors=errors, tolerance=tolerance)
+    return GradCheckReport(ok=worst <= tolerance and not unresolved, max_rel_error=worst, errors=errors,
+                           tolerance=tolerance, unresolved=unresolved)
 
 
 def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = None, output: str = "objective",
@@ -486,7 +584,7 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
         return float(program.forward(pt, pt))
 
     with _rules_may_not_write():
-        return _report(_errors(phi, point, grads, eps, directions, seed), tolerance)
+        return _report(*_errors(phi, point, grads, eps, directions, seed), tolerance)
 
 
 def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "objective",
@@ -545,7 +643,10 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
     checked per argument with the error of the module docstring (the whole
     gradient of an argument of at most :data:`FULL_CHECK_SIZE` entries).
     A VJP whose result does not have its argument's shape is a
-    ``ShapeError`` naming the argument.
+    ``ShapeError`` naming the argument; an argument whose gradient the
+    differences cannot resolve at this point (coarse or varying forward
+    values, a kink within the step) is an :class:`InconclusiveCheckError`
+    naming it, since any VJP would have passed there.
     """
     _check_settings(eps, 0.0, directions)
     nodes, params, data = _leaves(arrays, batched)
@@ -571,5 +672,9 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
         return float(np.vdot(u, program.forward(pt, pt)))
 
     with _rules_may_not_write():
-        errors = _errors(phi, point, grads, eps, directions, seed)
+        errors, unresolved = _errors(phi, point, grads, eps, directions, seed)
+    if unresolved:
+        args = [f"argument {[n.name for n in nodes].index(name)}" for name in unresolved]
+        raise InconclusiveCheckError(f"check_op is inconclusive: central differences cannot resolve the gradient"
+                                     f" of {', '.join(args)} here ({_UNRESOLVED_CAUSES})")
     return max(errors.values(), default=0.0)

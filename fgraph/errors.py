@@ -51,3 +51,11 @@ class NameMismatchError(KeyError):
 
 class FileFormatError(ValueError):
     """A file is not what the loader expects: corrupt, truncated, refused or another format."""
+
+
+class InconclusiveCheckError(ValueError):
+    """A gradient check cannot resolve a gradient at the point it was given:
+    central differences are too uncertain there (coarse or varying forward
+    values, a kink within the step) to tell that gradient from any other,
+    so the check has shown nothing (``check_op``; ``check_grads`` reports
+    such names as ``unresolved``)."""

@@ -13,13 +13,16 @@ hundred and a dozen.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
+from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 
 import fgraph as fg
+from fgraph import testing
 from fgraph.check import DEFAULT_TOLERANCE
 from fgraph.ops import Primitive, apply, same_shape
 
@@ -170,15 +173,22 @@ def _out(kind: str) -> str:
 FORMERLY_FAILING = (130, 224, 657, 1151, 1814, 1950, 1980, 1995)
 
 
-def test_right_gradients_of_saturated_and_confident_networks_always_pass():
+def test_right_gradients_of_saturated_and_confident_networks_are_never_judged_wrong():
+    """Every error stays within the tolerance; a report that is not ok is one
+    that says it resolved nothing (a loss of 1e-13 that moves in steps of
+    1e-16), and that happens to few networks."""
     seeds = sorted(set(range(FALSE_FAILURE_CASES)) | set(FORMERLY_FAILING))
-    failures = []
+    failures, unresolved = [], []
     for seed in seeds:
         kind, params, data = saturated_case(seed)
         report = fg.check_grads(GRAPHS[kind], params, data, seed=seed)
-        if not report.ok:
+        if report.max_rel_error > DEFAULT_TOLERANCE:
             failures.append((seed, kind, report.errors))
+        elif not report.ok:
+            assert report.unresolved, (seed, report)
+            unresolved.append(seed)
     assert not failures, f"{len(failures)} false failures in {len(seeds)} networks, e.g. {failures[:3]}"
+    assert len(unresolved) <= 0.02 * len(seeds), f"{len(unresolved)} inconclusive of {len(seeds)}: {unresolved[:10]}"
 
 
 def test_nll_right_next_to_a_zero_probability_passes_and_still_sees_a_1pct_error():
@@ -302,3 +312,76 @@ def test_a_rule_that_writes_into_its_argument_is_named_as_such_and_the_callers_a
         with pytest.raises(ValueError, match="a rule wrote into an array it was given"):
             fg.check_op(lambda w: fg.apply(twice, w), np.zeros(3))
         assert params["w"].flags.writeable and np.array_equal(params["w"], np.zeros(3))
+
+
+# ----------------------------------------- points where differences resolve nothing
+
+_DRAWS = itertools.count()  # a forward reading hidden state: another draw every call
+
+
+def _noisy_square(a):
+    return a * a + 1e-3 * np.random.default_rng(next(_DRAWS)).standard_normal(np.shape(a))
+
+
+# (forward, its derivative, the point): forwards that central differences
+# cannot resolve there: coarse values, values that change from call to call,
+# a kink inside the step.
+UNRESOLVABLE = {
+    "float16 values": (lambda a: (a * a).astype(np.float16), lambda a: 2 * a, np.array([0.3, -0.7, 1.1])),
+    "integer values": (lambda a: np.round(1000 * a * a), lambda a: 2000 * a, np.array([0.3, -0.7, 1.1])),
+    "values that change from call to call": (_noisy_square, lambda a: 2 * a, np.array([0.3, -0.7, 1.1])),
+    "a kink inside the step": (lambda a: np.abs(a - 0.3), lambda a: np.sign(a - 0.3),
+                               np.array([0.3 + 1e-9, 0.3 - 2e-9, 0.3 + 1e-10])),
+}
+
+
+def _op(forward, derivative, sign):
+    return Primitive("unresolvable", forward=forward, vjps=(lambda g, out, a: sign * g * derivative(a),),
+                     shape=same_shape)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["right", "sign_flipped"])
+@pytest.mark.parametrize("case", list(UNRESOLVABLE))
+def test_a_check_that_resolves_nothing_is_inconclusive_not_passed(case, sign):
+    """Where σ covers every gradient, an error of 0 says nothing: a VJP of the
+    wrong sign used to pass. Now neither check passes, and both say why."""
+    forward, derivative, point = UNRESOLVABLE[case]
+    op = _op(forward, derivative, sign)
+    report = fg.check_grads(fg.graph(objective=fg.sum(apply(op, fg.param("w", (3,))))), {"w": point})
+    assert not report.ok and report.unresolved == ("w",), report
+    assert "inconclusive" in str(report) and "'w'" in str(report)
+    with pytest.raises(fg.InconclusiveCheckError, match="argument 0"):
+        fg.check_op(lambda a: apply(op, a), point)
+
+
+def test_an_inconclusive_argument_is_named_by_its_place():
+    coarse = _op(*UNRESOLVABLE["float16 values"][:2], 1.0)
+    # argument 0 is a label: the coarse argument is argument 1
+    with pytest.raises(fg.InconclusiveCheckError, match="of argument 1 here"):
+        fg.check_op(lambda y, b: fg.nll(fg.softmax(apply(coarse, b)), y), np.array(1), np.array([0.3, -0.7, 0.9]))
+
+
+@pytest.mark.parametrize("where", [20.0, 15.0])
+def test_a_gradient_below_what_float64_differences_resolve_is_not_called_inconclusive(where):
+    """tanh at 20 (a gradient of 4e-17, zero to every purpose) and at 15 (3.7e-13
+    in a loss of about 1: no nearby point resolves it better) still pass."""
+    g = fg.graph(objective=fg.sum(fg.tanh(fg.param("w", (3,)))))
+    report = fg.check_grads(g, {"w": np.array([where, -where + 1, where + 1])})
+    assert report.ok and report.unresolved == (), report
+    assert fg.check_op(fg.tanh, np.array([where, -where])) <= DEFAULT_TOLERANCE
+
+
+def test_assert_grads_match_fails_on_an_inconclusive_point_and_hypothesis_rejects_it():
+    forward, derivative, point = UNRESOLVABLE["float16 values"]
+    op = _op(forward, derivative, -1.0)
+    with pytest.raises(AssertionError, match="inconclusive on one example"):
+        testing.assert_grads_match(lambda a: apply(op, a), point)
+
+    @settings(max_examples=5, database=None)
+    @given(testing.arrays((3,), low=0.5, high=1.5))
+    def property_test(a):
+        testing.assert_grads_match(lambda a_: apply(op, a_), a)
+
+    # every point is rejected: hypothesis says the test could not be run, never that it passed
+    with pytest.raises((Unsatisfiable, FailedHealthCheck)):
+        property_test()
