@@ -385,3 +385,12 @@ def test_assert_grads_match_fails_on_an_inconclusive_point_and_hypothesis_reject
     # every point is rejected: hypothesis says the test could not be run, never that it passed
     with pytest.raises((Unsatisfiable, FailedHealthCheck)):
         property_test()
+
+
+def test_a_forward_that_is_not_a_function_of_its_arguments_is_named_as_such_not_as_mixing_examples():
+    draws = itertools.count()
+    jitter = Primitive("jitter", forward=lambda a: a + 1e-9 * np.random.default_rng(next(draws)).standard_normal(),
+                       vjps=(lambda g, out, a: g,), shape=same_shape)
+    with pytest.raises(AssertionError, match="not a function of its arguments") as caught:
+        testing.assert_grads_match(lambda a: apply(jitter, a), np.array([0.3, -0.7]))
+    assert "mixes up" not in str(caught.value)
