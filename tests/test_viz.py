@@ -277,6 +277,13 @@ def test_draw_shows_hostile_names_as_they_are_and_reads_no_mathtext(tmp_path):
     fgraph.viz.draw(g, tmp_path / "hostile.png")
 
 
+def test_the_header_shows_the_value_of_an_output_whose_node_name_is_not_printable():
+    x, w = fgraph.input("x", (2,)), fgraph.param("w", (2,))
+    g = fgraph.graph(objective=fgraph.sum(fgraph.mul(x, w), name="loss\x07\n"))
+    s = fgraph.viz.scene.scene(g, {"w": np.array([1.0, 2.0])}, {"x": np.array([3.0, 4.0])})
+    assert fgraph.viz.render.header_text(s).startswith("objective = 11; 4 nodes")
+
+
 def test_draw_refuses_an_unknown_format_or_engine_by_name(tmp_path):
     g, _, _ = _ridge()
     with pytest.raises(ValueError, match=r"'\.jpg'"):

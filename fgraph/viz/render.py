@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fgraph.graph import Graph
 from fgraph.io import atomic_write
+from fgraph.program import comment_text
 from fgraph.viz import style
 from fgraph.viz.dot import to_dot
 from fgraph.viz.layout import Layout, label_points, layout
@@ -180,14 +181,19 @@ def _text(ax, x, y, text, **kw):
     return ax.text(x, y, text, parse_math=False, family=style.FONT_FAMILY, **kw)
 
 
-def _header(ax, s: Scene) -> None:
+def header_text(s: Scene) -> str:
+    """The picture's first line: the output's value (with numbers), the
+    counts of nodes and uses, and how to read the norms."""
     title = f"{len(s.boxes)} nodes, {len(s.arrows)} uses"
-    if s.trace is not None:
-        value = s.trace.values.get(next((b.name for b in s.boxes if s.output in b.outputs), ""), None)
-        if value is not None:
-            title = f"{s.output} = {number(float(value))}; " + title
-        title += "; ‖v‖ value, ‖∇‖ gradient of " + s.output + "; on each arrow, what that use sends back"
-    _text(ax, 8, 12, title, fontsize=FONT, va="center", color=style.TEXT)
+    if s.trace is None:
+        return title
+    output = comment_text(s.output)
+    return (f"{output} = {number(s.value)}; {title}; ‖v‖ value, ‖∇‖ gradient of {output};"
+            " on each arrow, what that use sends back")
+
+
+def _header(ax, s: Scene) -> None:
+    _text(ax, 8, 12, header_text(s), fontsize=FONT, va="center", color=style.TEXT)
     x = 8.0
     for role, label in (("input", "input"), ("param", "param"), ("op", "op"), ("output", "output")):
         colours = style.ROLES[role]

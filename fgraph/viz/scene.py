@@ -61,12 +61,14 @@ class Arrow:
 @attrs.frozen
 class Scene:
     """A graph as drawn: boxes in topological order, arrows in the order of
-    their targets then positions, and the trace the numbers come from."""
+    their targets then positions, the trace the numbers come from, and the
+    value of ``output`` in it (None without values)."""
 
     boxes: tuple
     arrows: tuple
     output: str
     trace: Trace | None = None
+    value: float | None = None
 
 
 def shape_text(node) -> str:
@@ -141,7 +143,8 @@ def scene(g: Graph, params: Mapping | None = None, data: Mapping | None = None, 
         )
         for slot, node in enumerate(g.nodes)
     )
-    return Scene(boxes=boxes, arrows=tuple(arrows), output=output, trace=t)
+    value = float(t.values[g.outputs[output].name]) if t is not None else None
+    return Scene(boxes=boxes, arrows=tuple(arrows), output=output, trace=t, value=value)
 
 
 def number(x: float) -> str:
