@@ -885,4 +885,8 @@ def load_run_record(path) -> dict:
     found = record.get("format") if isinstance(record, dict) else None
     if found != RUN_FORMAT:
         raise FileFormatError(f"{target!r}: expected an {RUN_FORMAT!r} file, found format {found!r}")
+    try:  # what save_run_record refuses, JSON can still spell: a lone surrogate escaped as \ud800
+        _jsonable(record, "record")
+    except ValueError as e:
+        raise FileFormatError(f"{target!r}: {e}") from None
     return record

@@ -1000,6 +1000,7 @@ def test_a_message_about_a_file_of_many_arrays_stays_short(tmp_path):
     ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
     ('{"format": "fgraph.run", "metrics": {"loss": 1e400}}', "beyond float64"),
     ('{"format": "fgraph.run", "metrics": {"loss": 1, "loss": 2}}', "'loss' appears twice"),
+    ('{"format": "fgraph.run", "config": {"note": "a\\ud800b"}}', r"record\['config'\]\['note'\].*lone surrogate"),
 ])
 def test_a_run_record_fgraph_would_not_write_is_refused(tmp_path, text, words):
     (tmp_path / "r.json").write_text(text)
