@@ -187,20 +187,35 @@ _ARRAYS = frozenset({np.ndarray, np.float64, _INTP.type})
 _isfinite = math.isfinite
 
 
-def _finite(a) -> bool:
+#: Each entry's weight in the one-call finite check: small enough that no sum
+#: of fewer than 2⁶⁴ finite float64s so weighted can overflow (each is below
+#: 2¹⁰²⁴⁻⁶⁴), large enough that only entries below 4e-289 underflow.
+_WEIGHT = 2.0**-64
+#: Batch sizes whose weights a validator keeps (a fit's batch and its last one, a few more).
+_KEPT_WEIGHTS = 8
+
+
+def weights(size: int) -> np.ndarray:
+    """A read-only vector of ``size`` entries 2⁻⁶⁴: w in :func:`_finite`."""
+    w = np.full(size, _WEIGHT)
+    w.setflags(write=False)
+    return w
+
+
+def _finite(a, w) -> bool:
     """Whether a float64 array or NumPy float has no NaN or inf, in one NumPy call.
 
-    Σ a² is NaN or inf whenever an entry is (a NaN propagates, inf² = inf,
-    and a sum with an inf term is inf). A False is not yet an error: finite
-    entries beyond ~1e154 overflow the sum too, so the caller settles a False
-    with the exact check. (The fast passes below inline the 1-D case, the
-    commonest, to save a call.)
+    Σ 2⁻⁶⁴ aᵢ (``w`` holds a.size weights 2⁻⁶⁴) is finite exactly when
+    every entry is: a NaN propagates, an inf stays inf (or makes NaN
+    beside a -inf), and finite entries cannot overflow the sum however
+    large they are (Σ a² overflowed past 1e154, with NumPy's warning). (The
+    params' pass inlines the 1-D case, the commonest, to save a call.)
     """
     if a.ndim == 1:
-        return _isfinite(a.dot(a))
+        return _isfinite(a.dot(w))
     if type(a) is np.float64 or not a.ndim:
         return _isfinite(a)
-    return _isfinite(np.vdot(a, a))  # vdot flattens; dot would multiply matrices
+    return _isfinite(np.vdot(a, w))  # vdot flattens; dot would multiply matrices
 
 
 def _labels_ok(a, classes: int) -> bool:
@@ -221,12 +236,13 @@ class Validator:
     labels as ``intp``, with one batch size, is accepted after one pass
     that reads each array's type, dtype and shape once and settles its
     finiteness with one NumPy call (:func:`_finite`) and its labels' range
-    with one more. Nothing is remembered between calls: a call whose arrays
-    have other shapes or hold other values than the last one's is checked
-    as fully as the first. Anything the pass does not accept, including a
-    sum of squares that overflows, goes through the full checks, which
-    convert what may be converted and raise the error that names what is
-    wrong: no error is weaker than :func:`params` and :func:`data` give.
+    with one more. Nothing about the arrays is remembered between calls
+    (only the weights of the finite check for a few batch sizes): a call
+    whose arrays have other shapes or hold other values than the last one's
+    is checked as fully as the first. Anything the pass does not accept
+    goes through the full checks, which convert what may be converted and
+    raise the error that names what is wrong: no error is weaker than
+    :func:`params` and :func:`data` give.
 
     With ``squeeze``, a batch of one comes back as its example (each
     input's row 0, batch size None), which is how value_and_grad evaluates
@@ -239,6 +255,8 @@ class Validator:
     param_specs: tuple
     input_specs: tuple
     squeeze: bool = False
+    # the weights of _finite for a batch's arrays, by size: a cache, not a value
+    _batch_weights: dict = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
     def of(cls, g, param_names, input_names, squeeze: bool = False) -> Validator:
@@ -247,8 +265,8 @@ class Validator:
             g,
             frozenset(param_names),
             frozenset(input_names),
-            tuple((k, g.params[k]) for k in sorted(param_names)),
-            tuple((k, g.inputs[k], g.labels.get(k)) for k in sorted(input_names)),
+            tuple((k, g.params[k], weights(math.prod(g.params[k]))) for k in sorted(param_names)),
+            tuple((k, g.inputs[k], g.labels.get(k), weights(math.prod(g.inputs[k]))) for k in sorted(input_names)),
             squeeze,
         )
 
@@ -271,33 +289,43 @@ class Validator:
             or len(given_params) != len(self.param_specs) or len(given_data) != len(self.input_specs)
         ):
             return None
-        for name, shape in self.param_specs:
+        for name, shape, w in self.param_specs:
             a = given_params.get(name)
             if type(a) is np.float64:  # a scalar param, as the update of a 0-d one makes it
                 if shape or not _isfinite(a):
                     return None
             elif (
                 type(a) is not np.ndarray or (a.dtype is not _FLOAT64 and a.dtype != _FLOAT64) or a.shape != shape
-                or not (_isfinite(a.dot(a)) if a.ndim == 1 else _finite(a))
+                or not (_isfinite(a.dot(w)) if a.ndim == 1 else _finite(a, w))
             ):
                 return None
-        d = _data_pass(given_data, self.input_specs, self.squeeze)
+        d = _data_pass(given_data, self.input_specs, self.squeeze, self._weights_of_batch)
         return None if d is None else (given_params, d[0], d[1])
+
+    def _weights_of_batch(self, size: int) -> np.ndarray:
+        """The weights of :func:`_finite` for ``size`` entries, kept for a few sizes."""
+        w = self._batch_weights.get(size)
+        if w is None:
+            w = weights(size)
+            if len(self._batch_weights) < _KEPT_WEIGHTS:
+                self._batch_weights[size] = w
+        return w
 
 
 _MISFIT = object()
 
 
-def _data_pass(given: dict, specs: tuple, squeeze: bool):
+def _data_pass(given: dict, specs: tuple, squeeze: bool, weights_of_batch):
     """``(data, batch size)`` if every input of ``specs`` is in ``given`` as
     the fast path accepts it (see :class:`Validator`), else None.
 
     The first input's batch size (None: no batch axis) is the one every
     other must have; with ``squeeze``, a batch of one is taken apart as the
-    inputs are read.
+    inputs are read. ``weights_of_batch(size)`` gives the weights of
+    :func:`_finite` for a batch's ``size`` entries.
     """
     out, batch = {}, _MISFIT
-    for name, example, classes in specs:
+    for name, example, classes, w in specs:
         a = given.get(name)
         if type(a) not in _ARRAYS:
             return None
@@ -317,10 +345,9 @@ def _data_pass(given: dict, specs: tuple, squeeze: bool):
             return None
         if size == 1 and squeeze:
             a = a[0]
-        if classes is not None:
-            if not _labels_ok(a, classes):
-                return None
-        elif not (_isfinite(a) if type(a) is np.float64 else _isfinite(a.dot(a)) if a.ndim == 1 else _finite(a)):
+        elif size is not None:
+            w = weights_of_batch(a.size)
+        if not (_finite(a, w) if classes is None else _labels_ok(a, classes)):
             return None
         out[name] = a
     return out, None if batch is _MISFIT or (batch == 1 and squeeze) else batch

@@ -11,6 +11,8 @@ back on the cheap path is read-only and shares memory with nothing.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -310,6 +312,27 @@ def test_huge_finite_entries_anywhere_are_not_mistaken_for_inf(kind, layout):
     with np.errstate(over="ignore", invalid="ignore"):
         for p, d in huge:
             f(p, d)  # no error: the entries are finite
+
+
+@pytest.mark.parametrize("where", ["param vector", "param matrix", "batched input", "example"])
+def test_huge_finite_entries_pass_the_checks_without_a_warning(where):
+    """The finite check summed squares, which overflow past 1e154 with NumPy's
+    RuntimeWarning though every entry is finite; the model here computes
+    nothing that overflows, so any warning is the checks' own."""
+    x, w, W = fg.input("x", (2,)), fg.param("w", (2,)), fg.param("W", (2, 2))
+    g = fg.graph(objective=fg.add(fg.sum(fg.mul(w, x)), fg.sum(fg.affine(W, x, fg.param("b", (2,))))))
+    f = fg.value_and_grad(g)
+    params, data = {"w": np.ones(2), "W": np.ones((2, 2)), "b": np.zeros(2)}, {"x": np.ones((3, 2))}
+    huge = np.array([1e200, -1e300])
+    case = {"param vector": ({**params, "w": huge}, data),
+            "param matrix": ({**params, "W": np.stack([huge, huge])}, data),
+            "batched input": (params, {"x": np.full((3, 2), 1e-200) + [0.0, 1e250]}),
+            "example": (params, {"x": huge * 1e-100})}[where]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):  # the first call and a repeated one
+            value, _ = f(*case)
+    assert np.isfinite(value)
 
 
 def _leak():
