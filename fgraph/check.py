@@ -474,23 +474,22 @@ def _unresolved(c: _Components, noise: float) -> bool:
     of its size, because φ cannot be differenced here.
 
     With M = max(|a|, |n|) entry-wise (the size of the component, claimed
-    or measured), a component is open where φ is coarse along it, its
-    uncertainty over a move of its whole step, σ c, above
-    :data:`COARSE` of |φ| there (a smooth float64 φ gives about 3e-10:
-    κ u / ε), and then by min(σ, M). The name is unresolved when the open
-    part is more than half of it, ‖open‖ > ½ ‖M‖: a forward whose values
-    are coarse (float16, integers) or change from call to call, or a kink
-    inside the step, makes σ larger than the gradient, and every claim
-    passes.
+    or measured), a component is open where φ is coarse along it: its
+    uncertainty over a move of its whole step, σ c, is above :data:`COARSE`
+    of |φ| there (smooth float64 rounding gives about κ u / ε = 3e-10). Its
+    open part is min(σ, M). The name is unresolved when the open parts are
+    more than half of it, ‖open‖ > ½ ‖M‖: a forward whose values are coarse
+    (float16, integers) or change from call to call, or a kink inside the
+    step, makes σ larger than the gradient, and any claim would pass.
 
-    Not when every component moves φ, over a move of its whole step, by no
-    more than the noise bound (M c ≤ κ δφ): a gradient that no difference
-    of φ could ever show (a saturated tanh, a classifier sure of every
-    label whose loss is 0.0) is zero to every purpose. A component that
-    smooth float64 differences cannot resolve (its effect below about 3e-10
-    of φ: a tanh at 15 in a loss of 1) is not open either: no point nearby
-    would resolve it better, and the check says so in its tolerance of
-    rounding, not by refusing the point.
+    Never when every component moves φ, over a move of its whole step, by
+    no more than the noise bound (M c ≤ κ δφ): a gradient that no
+    difference of φ could show (a saturated tanh, a classifier sure of
+    every label whose loss is 0.0) is zero to every purpose. Nor where φ is
+    smooth but the gradient is below what float64 differences resolve (an
+    effect under about 3e-10 of |φ|: a tanh at 15 in a loss of 1): those
+    components pass within their rounding, since no nearby point would
+    resolve them better.
     """
     size = np.maximum(np.abs(c.analytic), np.abs(c.numeric))
     top = float(size.max(initial=0.0))

@@ -1,7 +1,9 @@
-"""The gradient checks can be trusted: they never fail a right gradient
-(saturated and confident networks, probabilities near 0, tiny objectives)
-and never pass a wrong one (a VJP off by 1 %, a sign flip, a dropped
-contribution), whatever the scale of the data.
+"""The gradient checks can be trusted: they never judge a right gradient
+wrong (saturated and confident networks, probabilities near 0, tiny
+objectives), never pass a wrong one (a VJP off by 1 %, a sign flip, a
+dropped contribution), whatever the scale of the data, and say so where
+central differences resolve nothing (coarse or varying forward values, a
+kink inside the step) instead of passing whatever they are given.
 
 Faults are injected with users' primitives only (``Primitive`` + ``apply``),
 so these tests run against any version of the checks. Under the thorough
