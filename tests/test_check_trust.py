@@ -190,7 +190,7 @@ def test_right_gradients_of_saturated_and_confident_networks_are_never_judged_wr
             assert report.unresolved, (seed, report)
             unresolved.append(seed)
     assert not failures, f"{len(failures)} false failures in {len(seeds)} networks, e.g. {failures[:3]}"
-    assert len(unresolved) <= 0.02 * len(seeds), f"{len(unresolved)} inconclusive of {len(seeds)}: {unresolved[:10]}"
+    assert len(unresolved) <= 0.01 * len(seeds), f"{len(unresolved)} inconclusive of {len(seeds)}: {unresolved[:10]}"
 
 
 def test_nll_right_next_to_a_zero_probability_passes_and_still_sees_a_1pct_error():
@@ -326,10 +326,9 @@ def _noisy_square(a):
 
 
 # (forward, its derivative, the point): forwards that central differences
-# cannot resolve there: coarse values, values that change from call to call,
-# a kink inside the step.
+# cannot resolve there, even at the wider steps: coarse values, values that
+# change from call to call, a kink inside the step.
 UNRESOLVABLE = {
-    "float16 values": (lambda a: (a * a).astype(np.float16), lambda a: 2 * a, np.array([0.3, -0.7, 1.1])),
     "integer values": (lambda a: np.round(1000 * a * a), lambda a: 2000 * a, np.array([0.3, -0.7, 1.1])),
     "values that change from call to call": (_noisy_square, lambda a: 2 * a, np.array([0.3, -0.7, 1.1])),
     "a kink inside the step": (lambda a: np.abs(a - 0.3), lambda a: np.sign(a - 0.3),
@@ -356,8 +355,31 @@ def test_a_check_that_resolves_nothing_is_inconclusive_not_passed(case, sign):
         fg.check_op(lambda a: apply(op, a), point)
 
 
+def test_a_sign_flipped_vjp_of_a_float16_forward_is_caught_or_called_inconclusive_never_passed():
+    """float16 values move in steps of 1e-3 of themselves: the step eps cannot
+    see the gradient through them; a 1024 times wider one can, on one op."""
+    point = np.array([0.3, -0.7, 1.1])
+    right, flipped = (_op(lambda a: (a * a).astype(np.float16), lambda a: 2 * a, sign) for sign in (1.0, -1.0))
+    report = fg.check_grads(fg.graph(objective=fg.sum(apply(flipped, fg.param("w", (3,))))), {"w": point})
+    assert not report.ok and (report.unresolved or report.max_rel_error > DEFAULT_TOLERANCE), report
+    assert fg.check_op(lambda a: apply(right, a), point) <= DEFAULT_TOLERANCE
+    assert fg.check_op(lambda a: apply(flipped, a), point) > DEFAULT_TOLERANCE
+
+
+@pytest.mark.parametrize("seed", [72, 521, 700])
+def test_a_confident_network_whose_loss_moves_in_steps_of_1e_16_is_resolved_by_a_wider_step(seed):
+    """Losses of 7e-12 to 2e-8 computed as -log of a probability near 1: at the
+    step eps their gradients were below the steps of φ (inconclusive); a wider
+    step resolves them: the right gradient passes, a sign flip is caught."""
+    kind, params, data = saturated_case(seed)
+    report = fg.check_grads(GRAPHS[kind], params, data, seed=seed)
+    assert report.ok and report.unresolved == (), report
+    flipped = fg.check_grads(network(kind, tap_out=(-1, -1.0)), params, data, seed=seed)
+    assert flipped.errors[_out(kind)] > DEFAULT_TOLERANCE, flipped
+
+
 def test_an_inconclusive_argument_is_named_by_its_place():
-    coarse = _op(*UNRESOLVABLE["float16 values"][:2], 1.0)
+    coarse = _op(*UNRESOLVABLE["integer values"][:2], 1.0)
     # argument 0 is a label: the coarse argument is argument 1
     with pytest.raises(fg.InconclusiveCheckError, match="of argument 1 here"):
         fg.check_op(lambda y, b: fg.nll(fg.softmax(apply(coarse, b)), y), np.array(1), np.array([0.3, -0.7, 0.9]))
@@ -374,7 +396,7 @@ def test_a_gradient_below_what_float64_differences_resolve_is_not_called_inconcl
 
 
 def test_assert_grads_match_fails_on_an_inconclusive_point_and_hypothesis_rejects_it():
-    forward, derivative, point = UNRESOLVABLE["float16 values"]
+    forward, derivative, point = UNRESOLVABLE["values that change from call to call"]
     op = _op(forward, derivative, -1.0)
     with pytest.raises(AssertionError, match="inconclusive on one example"):
         testing.assert_grads_match(lambda a: apply(op, a), point)
