@@ -74,25 +74,23 @@ evaluation near the point) gives an error of inf, so a NaN gradient never
 passes.
 
 **Unresolved.** An error of 0 says nothing when σ covers the gradient: a
-forward whose values are coarse (float16, integers) or differ from call to
-call, or a kink inside the step, makes σ larger than any gradient, and a
-VJP of the wrong sign passes as well as the right one. A name is
-unresolved when, on the components where φ is coarse (σ c above
-:data:`COARSE` of |φ| where the differences evaluate it; smooth float64
-rounding gives about κ u / ε = 3e-10), min(σ, M) with M = max(|a|, |n|)
-covers more than half of ‖M‖, unless no component could move φ by more
-than its noise bound even over its whole step (M c ≤ κ δφ: zero to every
-purpose). Before a name is called unresolved, the comparison is made again
-at steps :data:`WIDER_STEPS` (32 and 1024) times wider: a φ that moves in
-coarse steps (a loss of 1e-13 computed as -log of a probability near 1
-moves by 1e-16) shows a small gradient across a move many steps long, and
-|R₂ - R₁| still bounds the truncation of the wider difference; the first
-that resolves the name gives its error. A check passes when every error is
-at most ``tolerance`` and no name is unresolved; :func:`check_op` raises :class:`InconclusiveCheckError`
-for an unresolved argument. Gradients below what smooth float64
-differences can resolve (an effect under about 3e-10 of |φ|, a tanh at 15)
-are not unresolved: they pass within their rounding, as no nearby point
-would resolve them better.
+forward whose values are coarse (float16, float32 sums, integers) or differ
+from call to call, or a kink inside the step, makes σ larger than any
+gradient, and a VJP of the wrong sign passes as well as the right one. A
+name is unresolved when more than :data:`OPEN_SHARE` (1 %) of its gradient
+lies within σ: with S = max(|a|, |n|, v) per component (v how fast φ
+varies along it, which at an exact zero minimum is its curvature), when
+‖min(σ, S)‖ > 1 % of ‖S‖; unless no component could move φ by more than
+the noise bound even over its whole step (max(|a|, |n|) c ≤ κ δφ: zero to
+every purpose). Before a name is called unresolved, the comparison is made
+again at steps :data:`WIDER_STEPS` (32 and 1024) times wider: a φ that
+moves in coarse steps (a loss of 1e-13 computed as -log of a probability
+near 1 moves by 1e-16) shows a small gradient across a move many steps
+long, and |R₂ - R₁| still bounds the truncation of the wider difference;
+the first that resolves the name gives its error. A check passes when
+every error is at most ``tolerance`` and no name is unresolved;
+:func:`check_op` raises :class:`InconclusiveCheckError` for an unresolved
+argument, unless another argument failed.
 """
 
 from __future__ import annotations
@@ -119,9 +117,14 @@ FULL_CHECK_SIZE = 256
 #: κ of the module docstring: the noise bound in units of δφ / ε.
 NOISE_MARGIN = 30.0
 
-#: φ is coarse along a direction where the uncertainty of its change over a
-#: whole step, σ c, exceeds this share of |φ| (see :func:`_unresolved`).
-COARSE = 1e-2
+#: A name is unresolved when more than this share of its gradient lies
+#: within the uncertainty of coarse differences (see :func:`_unresolved`):
+#: a VJP off by 1 % or more is then caught or called inconclusive.
+OPEN_SHARE = 1e-2
+#: φ is coarse along a direction where the uncertainty of its change over
+#: a whole step, σ c, exceeds this share of |φ| (smooth float64 rounding
+#: gives about 3e-10).
+COARSE = 1e-6
 
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 _NOISE_ORDERS = (3, 4, 5, 6)
@@ -157,17 +160,20 @@ class GradCheckReport:
 
     def __str__(self) -> str:
         worst = max(self.errors, key=self.errors.get, default=None)
-        if self.unresolved:
-            return (f"inconclusive: central differences cannot resolve the gradient of {list(self.unresolved)}"
-                    f" here ({_UNRESOLVED_CAUSES})")
+        unresolved = (f"central differences cannot resolve the gradient of {list(self.unresolved)} here"
+                      f" ({_UNRESOLVED_CAUSES})")
+        if self.max_rel_error <= self.tolerance and self.unresolved:
+            return f"inconclusive: {unresolved}"
         verdict = "passed" if self.ok else "failed"
         return (f"gradient check {verdict}: largest error {self.max_rel_error:.3g}"
-                f"{f' (of {worst!r})' if worst is not None else ''}, tolerance {self.tolerance:g}")
+                f"{f' (of {worst!r})' if worst is not None else ''}, tolerance {self.tolerance:g}"
+                f"{f'; besides, {unresolved}' if self.unresolved else ''}")
 
 
 _UNRESOLVED_CAUSES = (
-    "their uncertainty exceeds the gradient: the forward's values are coarse (float16, float32, integers)"
-    " or differ from call to call, or a kink lies within the step; check at another point"
+    "their uncertainty exceeds the gradient: the forward's values are coarse (float16, float32, integers,"
+    " a loss below about 1e-8 computed from a probability near 1) or differ from call to call, or a kink"
+    " lies within the step; check at another point"
 )
 
 
@@ -206,9 +212,10 @@ def _scales(x: np.ndarray, point_scale: float) -> np.ndarray:
     return s
 
 
-def _derivative(f, value: float, eps: float) -> tuple[float, float, float, float]:
-    """R₂, |R₂ - R₁|, the noise of f where the differences evaluate it, and
-    the size of f there (max |f| on the grid).
+def _derivative(f, value: float, eps: float) -> tuple[float, float, float, float, float]:
+    """R₂, |R₂ - R₁|, the noise of f where the differences evaluate it, how
+    fast f varies there (max |f(t) - f(0)| / ε over the grid) and its size
+    there (max |f|).
 
     The noise is the largest of the ECnoise of f on the grid t = jε/4,
     j = -4..4, whose points give the central differences at ε/4, ε/2 and ε
@@ -222,7 +229,7 @@ def _derivative(f, value: float, eps: float) -> tuple[float, float, float, float
     r1 = (4 * d[1] - d[0]) / 3
     r2 = (4 * d[2] - d[1]) / 3
     noise = max(_ecnoise(values), _noise_at(f, eps, values[-1], eps * _STEP_NOISE_SPACING))
-    return r2, abs(r2 - r1), noise, float(np.abs(values).max())
+    return r2, abs(r2 - r1), noise, float(np.abs(values - value).max()) / eps, float(np.abs(values).max())
 
 
 def _noise_at(f, centre: float, centre_value: float, tau: float) -> float:
@@ -370,13 +377,15 @@ class _Components:
     """What the check compares for one name, per component k (an entry, or
     a random projection): the analytic derivative aₖ, the numeric one nₖ
     and its uncertainty σₖ, all per unit of the step cₖ (the size of the
-    move along the component's direction), and the size of φ where the
-    component's differences evaluate it (max |f| on its grid)."""
+    move along the component's direction); vₖ, how fast φ varies where
+    the component's differences evaluate it (max |f(t) - f(0)| / ε on its
+    grid, per unit of the step), and Φₖ, the size of φ there (max |f|)."""
 
     analytic: np.ndarray
     numeric: np.ndarray
     sigma: np.ndarray
     step: np.ndarray
+    variation: np.ndarray
     phi_size: np.ndarray
 
 
@@ -403,12 +412,12 @@ def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value
             directions_.append(s * (w / np.linalg.norm(w)))
         analytic = np.array([np.vdot(grad, d) for d in directions_])
         scale = [1.0] * directions
-    numeric, sigma, size = (np.empty(len(directions_)) for _ in range(3))
+    numeric, sigma, variation, size = (np.empty(len(directions_)) for _ in range(4))
     for k, (d, c) in enumerate(zip(directions_, scale)):
-        r2, truncation, own_noise, size[k] = _derivative(phi_along(d), value, eps)
-        numeric[k] = r2 / c
+        r2, truncation, own_noise, rate, size[k] = _derivative(phi_along(d), value, eps)
+        numeric[k], variation[k] = r2 / c, rate / c
         sigma[k] = (truncation + NOISE_MARGIN * max(noise, own_noise) / eps) / c
-    return _Components(analytic, numeric, sigma, np.array(scale, dtype=np.float64), size)
+    return _Components(analytic, numeric, sigma, np.array(scale, dtype=np.float64), variation, size)
 
 
 def _point_scale(point: Mapping) -> float:
@@ -465,8 +474,12 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
             def along(d, name=name, x=x):
                 return lambda t: phi({**point, name: x + t * d})
 
-            own = max(noise, _first_jump(along(_unit_direction(rng, scales[name])), value, eps))
-            errors[name], open_ = _compared(along, x, scales[name], grad, value, own, eps, rng, directions)
+            jump = _first_jump(along(_unit_direction(rng, scales[name])), value, eps)
+            # the finest change of φ that moving this name alone shows: another name's
+            # coarseness (a float32 layer) must not make this one's gradient negligible
+            floor = max(jump, _UNIT_ROUNDOFF * abs(value)) or noise
+            errors[name], open_ = _compared(along, x, scales[name], grad, value, max(noise, jump), floor, eps,
+                                            rng, directions)
             if open_:
                 unresolved.append(name)
     return errors, tuple(unresolved)
@@ -476,7 +489,8 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
 WIDER_STEPS = (2.0**5, 2.0**10)
 
 
-def _compared(along, x, s, grad, value: float, noise: float, eps: float, rng, directions: int) -> tuple[float, bool]:
+def _compared(along, x, s, grad, value: float, noise: float, floor: float, eps: float, rng,
+              directions: int) -> tuple[float, bool]:
     """(error, unresolved) of one name, at the step ``eps`` or, if that
     leaves the name unresolved, at the first of the wider steps
     ``eps`` × :data:`WIDER_STEPS` that resolves it.
@@ -487,50 +501,55 @@ def _compared(along, x, s, grad, value: float, noise: float, eps: float, rng, di
     shrinks as ε grows, and the truncation term |R₂ - R₁| still bounds
     what the wider step costs. A wider step whose values are not finite
     (it reached past a domain edge) or that resolves nothing either keeps
-    the verdict of ``eps``: unresolved, never a false failure."""
+    the verdict of ``eps``: unresolved, never a false failure. ``noise``
+    is δφ for σ, ``floor`` the finest change of φ along this name
+    (:func:`_unresolved`)."""
     c = _components(along, x, s, grad, value, noise, eps, rng, directions)
     error = gradient_error(c.analytic, c.numeric, c.sigma)
-    if not math.isfinite(error) or not _unresolved(c, noise):
+    if not math.isfinite(error) or not _unresolved(c, floor):
         return error, False
     for factor in WIDER_STEPS:
         wide = _components(along, x, s, grad, value, noise, eps * factor, rng, directions)
         wide_error = gradient_error(wide.analytic, wide.numeric, wide.sigma)
-        if math.isfinite(wide_error) and not _unresolved(wide, noise):
+        if math.isfinite(wide_error) and not _unresolved(wide, floor):
             return wide_error, False
     return error, True
 
 
-def _unresolved(c: _Components, noise: float) -> bool:
-    """Whether the differences leave most of this name's gradient open: the
-    check could not have told it from its negation, or from any other value
-    of its size, because φ cannot be differenced here.
+def _unresolved(c: _Components, floor: float) -> bool:
+    """Whether the differences leave this name's gradient open: more than
+    :data:`OPEN_SHARE` of it lies within an uncertainty that φ's coarseness
+    causes, so that the check could not have told it from a gradient that
+    much different.
 
-    With M = max(|a|, |n|) entry-wise (the size of the component, claimed
-    or measured), a component is open where φ is coarse along it: its
-    uncertainty over a move of its whole step, σ c, is above :data:`COARSE`
-    of |φ| there (smooth float64 rounding gives about κ u / ε = 3e-10). Its
-    open part is min(σ, M). The name is unresolved when the open parts are
-    more than half of it, ‖open‖ > ½ ‖M‖: a forward whose values are coarse
-    (float16, integers) or change from call to call, or a kink inside the
-    step, makes σ larger than the gradient, and any claim would pass.
+    Each component's size is S = max(|a|, |n|, v): claimed, measured, or
+    how fast φ varies along it (at an exact zero minimum, J = r² varies by
+    its curvature while its first derivative is 0). It is open where φ is
+    coarse along it: its uncertainty over a move of its whole step, σ c, is
+    above :data:`COARSE` of |φ| there (smooth float64 rounding gives about
+    κ u / ε = 3e-10; a forward in float16, float32 or integers, or whose
+    values change from call to call, or a kink inside the step, far more).
+    Its open part is then min(σ, S); the name is unresolved when ‖open‖ >
+    OPEN_SHARE ‖S‖. Components that smooth float64 differences cannot
+    resolve (an effect under about 3e-10 of |φ|: a tanh at 15 in a loss of
+    1, a gradient of 0 at an optimum) are not open: they pass within their
+    rounding, since no nearby point would resolve them better.
 
     Never when every component moves φ, over a move of its whole step, by
-    no more than the noise bound (M c ≤ κ δφ): a gradient that no
-    difference of φ could show (a saturated tanh, a classifier sure of
-    every label whose loss is 0.0) is zero to every purpose. Nor where φ is
-    smooth but the gradient is below what float64 differences resolve (an
-    effect under about 3e-10 of |φ|: a tanh at 15 in a loss of 1): those
-    components pass within their rounding, since no nearby point would
-    resolve them better.
+    no more than the noise bound of φ along this name (max(|a|, |n|) c ≤
+    κ ``floor``): a gradient that no difference of φ could show (a tanh at
+    20, a classifier sure of every label whose loss is 0.0) is zero to
+    every purpose.
     """
     size = np.maximum(np.abs(c.analytic), np.abs(c.numeric))
-    top = float(size.max(initial=0.0))
-    if float((size * c.step).max(initial=0.0)) <= NOISE_MARGIN * noise:
+    if float((size * c.step).max(initial=0.0)) <= NOISE_MARGIN * floor:
         return False
+    size = np.maximum(size, c.variation)
+    top = float(size.max(initial=0.0))
     coarse = c.sigma * c.step > COARSE * c.phi_size
     # in units of the largest component, so that no square under- or overflows
     open_part = np.linalg.norm(np.where(coarse, np.minimum(c.sigma, size), 0.0) / top)
-    return bool(open_part > 0.5 * np.linalg.norm(size / top))
+    return bool(open_part > OPEN_SHARE * np.linalg.norm(size / top))
 
 
 def _copies(arrays):
@@ -677,7 +696,9 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
     ``ShapeError`` naming the argument; an argument whose gradient the
     differences cannot resolve at this point (coarse or varying forward
     values, a kink within the step) is an :class:`InconclusiveCheckError`
-    naming it, since any VJP would have passed there.
+    naming it, since any VJP would have passed there, unless another
+    argument's error is above :data:`DEFAULT_TOLERANCE` (then that error
+    is returned: the failure is the finding).
     """
     _check_settings(eps, 0.0, directions)
     nodes, params, data = _leaves(arrays, batched)
@@ -704,8 +725,9 @@ def check_op(builder, *arrays, eps: float = 1e-5, batched=False, directions: int
 
     with _rules_may_not_write():
         errors, unresolved = _errors(phi, point, grads, eps, directions, seed)
-    if unresolved:
+    worst = max(errors.values(), default=0.0)
+    if unresolved and worst <= DEFAULT_TOLERANCE:  # a failure found elsewhere is the finding
         args = [f"argument {[n.name for n in nodes].index(name)}" for name in unresolved]
         raise InconclusiveCheckError(f"check_op is inconclusive: central differences cannot resolve the gradient"
                                      f" of {', '.join(args)} here ({_UNRESOLVED_CAUSES})")
-    return max(errors.values(), default=0.0)
+    return worst
