@@ -18,7 +18,9 @@ compared entry by entry, its whole gradient; a larger one along
 wrong entry, so only where the full comparison costs too much):
 
 - entry i:    direction d = s_i e_i,  analytic aₖ = ∂φ/∂x_i,  c = s_i;
-- projection: direction d = s ⊙ w, w ~ N(0, I)/‖w‖,  aₖ = ⟨∇φ, d⟩,  c = 1.
+- projection: direction d = s ⊙ w, w ~ N(0, I)/‖w‖,  aₖ = ⟨∇φ, d⟩,  c = 1,
+  and one with d = s̄ w (s̄ the mean of s), so that an entry far smaller
+  than the others is seen too (left out where φ is not finite along it).
 
 Along d, with f(t) = φ(x + t d) and D(h) = (f(h) - f(-h)) / 2h,
 
@@ -75,22 +77,32 @@ passes.
 
 **Unresolved.** An error of 0 says nothing when σ covers the gradient: a
 forward whose values are coarse (float16, float32 sums, integers) or differ
-from call to call, or a kink inside the step, makes σ larger than any
-gradient, and a VJP of the wrong sign passes as well as the right one. A
-name is unresolved when more than :data:`OPEN_SHARE` (1 %) of its gradient
-lies within σ: with S = max(|a|, |n|, v) per component (v how fast φ
-varies along it, which at an exact zero minimum is its curvature), when
-‖min(σ, S)‖ > 1 % of ‖S‖; unless no component could move φ by more than
-the noise bound even over its whole step (max(|a|, |n|) c ≤ κ δφ: zero to
-every purpose). Before a name is called unresolved, the comparison is made
-again at steps :data:`WIDER_STEPS` (32 and 1024) times wider: a φ that
-moves in coarse steps (a loss of 1e-13 computed as -log of a probability
-near 1 moves by 1e-16) shows a small gradient across a move many steps
-long, and |R₂ - R₁| still bounds the truncation of the wider difference;
-the first that resolves the name gives its error. A check passes when
-every error is at most ``tolerance`` and no name is unresolved;
-:func:`check_op` raises :class:`InconclusiveCheckError` for an unresolved
-argument, unless another argument failed.
+from call to call, a loss computed by cancellation, or a kink inside the
+step, makes σ larger than the gradient, and a VJP of the wrong sign passes
+as well as the right one. A name is unresolved when more than
+:data:`OPEN_SHARE` (1 %) of its gradient lies within σ where φ is coarse:
+with S = max(|a|, |n|, v) per component (v how fast φ varies along it,
+which at an exact zero minimum is its curvature), when ‖min(σ, S)‖ over
+the components with σ r > :data:`COARSE` |φ| (r the larger of the step and
+the name's typical step; smooth float64 rounding gives σ c ≈ 3e-10 |φ|) is
+more than 1 % of ‖S‖; unless no component could move φ by more than the
+noise bound even over its whole step (max(|a|, |n|) c ≤ κ δφ: zero to
+every purpose). So a VJP off by 1 % or more is caught or called
+inconclusive, wherever its effect on φ is above about 1e-6 of |φ|.
+
+Before a name is called unresolved, and wherever φ did not move at all
+within ±ε along a component (flat: a dead relu, or values coarser than the
+step), the comparison is made again: with the open entries far smaller
+than the name's typical one moved by the typical size, then at steps
+:data:`WIDER_STEPS` (32 and 1024) times wider, where |R₂ - R₁| still
+bounds the truncation (a loss of 1e-13 computed as -log of a probability
+near 1 moves by 1e-16, and shows its gradient only across a move many
+such steps long). The first retry that resolves the name and sees φ move
+gives its error; one where φ moves and contradicts the claim is a
+failure; a claim φ agreed with while flat stands unless so contradicted.
+A check passes when every error is at most ``tolerance`` and no name is
+unresolved; :func:`check_op` raises :class:`InconclusiveCheckError` for
+an unresolved argument, unless another argument failed.
 """
 
 from __future__ import annotations
@@ -123,8 +135,9 @@ NOISE_MARGIN = 30.0
 OPEN_SHARE = 1e-2
 #: φ is coarse along a direction where the uncertainty of its change over
 #: a whole step, σ c, exceeds this share of |φ| (smooth float64 rounding
-#: gives about 3e-10).
-COARSE = 1e-6
+#: gives about 3e-10): a gradient whose effect over such a move is above
+#: 1e-6 of |φ| is then resolved to 1 % or reported.
+COARSE = 1e-8
 
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 _NOISE_ORDERS = (3, 4, 5, 6)
@@ -143,9 +156,9 @@ class GradCheckReport:
     ``errors`` maps each name to its error (module docstring);
     ``max_rel_error`` is the largest error. ``unresolved`` names the
     gradients that the finite differences could not pin down at this point
-    (their uncertainty covers more than half of the gradient, see
-    :func:`_unresolved`): for those the check has shown nothing, and a
-    gradient of the wrong sign would have passed too. ``ok`` is true when
+    (more than 1 % of the gradient lies within their uncertainty, see
+    :func:`_unresolved`): for those the check has not shown that the
+    gradient is right, and one off by that much would have passed too. ``ok`` is true when
     every error is at most ``tolerance`` and no gradient is unresolved.
     """
 
@@ -171,9 +184,10 @@ class GradCheckReport:
 
 
 _UNRESOLVED_CAUSES = (
-    "their uncertainty exceeds the gradient: the forward's values are coarse (float16, float32, integers,"
-    " a loss below about 1e-8 computed from a probability near 1) or differ from call to call, or a kink"
-    " lies within the step; check at another point"
+    "more than 1% of it lies within their uncertainty: a kink within the step (a relu at exactly 0, as zero"
+    " biases on zero inputs make), values that are coarse (float16, float32, integers, a loss below about"
+    " 1e-8 computed from a probability near 1) or that differ from call to call; check at a point away"
+    " from kinks, in float64"
 )
 
 
@@ -379,7 +393,10 @@ class _Components:
     and its uncertainty σₖ, all per unit of the step cₖ (the size of the
     move along the component's direction); vₖ, how fast φ varies where
     the component's differences evaluate it (max |f(t) - f(0)| / ε on its
-    grid, per unit of the step), and Φₖ, the size of φ there (max |f|)."""
+    grid, per unit of the step), Φₖ, the size of φ there (max |f|), and
+    the move over which φ's coarseness is judged: the larger of the step
+    and the name's typical step (an entry far smaller than its neighbours
+    moves by little, yet its gradient may be most of the name's)."""
 
     analytic: np.ndarray
     numeric: np.ndarray
@@ -387,12 +404,15 @@ class _Components:
     step: np.ndarray
     variation: np.ndarray
     phi_size: np.ndarray
+    reach: np.ndarray
 
 
 def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value: float, noise: float,
                 eps: float, rng, directions: int) -> _Components:
     """The components of one name: its entries, or ``directions`` random
-    projections when it has more than FULL_CHECK_SIZE.
+    projections when it has more than FULL_CHECK_SIZE (each entry moving in
+    units of its own size, s ⊙ w), and one moving every entry in units of
+    the name's typical size (left out if φ is not finite along it).
 
     The noise of a component is the larger of ``noise`` (δφ measured for
     the whole point) and the ECnoise of its own difference grid, so that
@@ -406,18 +426,27 @@ def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value
             scale.append(s.flat[i])
         analytic = np.ravel(grad)
     else:
+        # one more direction moves every entry by the name's typical size: a projection
+        # weights each entry by its own size, so an entry far smaller than the others
+        # (whose gradient may be most of the name's) is otherwise barely seen
         directions_ = []
-        for _ in range(directions):
+        for unit in [s] * directions + [np.full(x.shape, float(np.mean(s)))]:
             w = rng.standard_normal(x.shape)
-            directions_.append(s * (w / np.linalg.norm(w)))
+            directions_.append(unit * (w / np.linalg.norm(w)))
         analytic = np.array([np.vdot(grad, d) for d in directions_])
-        scale = [1.0] * directions
+        scale = [1.0] * len(directions_)
     numeric, sigma, variation, size = (np.empty(len(directions_)) for _ in range(4))
     for k, (d, c) in enumerate(zip(directions_, scale)):
         r2, truncation, own_noise, rate, size[k] = _derivative(phi_along(d), value, eps)
         numeric[k], variation[k] = r2 / c, rate / c
         sigma[k] = (truncation + NOISE_MARGIN * max(noise, own_noise) / eps) / c
-    return _Components(analytic, numeric, sigma, np.array(scale, dtype=np.float64), variation, size)
+    if x.size > FULL_CHECK_SIZE and not (math.isfinite(numeric[-1]) and math.isfinite(sigma[-1])):
+        # the typical-size move reached past a domain edge (an entry near a pole at 0): left out
+        analytic, numeric, sigma, variation, size = (v[:-1] for v in (analytic, numeric, sigma, variation, size))
+        scale = scale[:-1]
+    step = np.array(scale, dtype=np.float64)
+    reach = np.maximum(step, float(np.mean(s))) if x.size <= FULL_CHECK_SIZE else step
+    return _Components(analytic, numeric, sigma, step, variation, size, reach)
 
 
 def _point_scale(point: Mapping) -> float:
@@ -439,11 +468,12 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
     differences left unresolved (:func:`_unresolved`); ``phi(point) ->
     float`` is the scalar differenced.
 
-    δφ is measured once along a random direction that moves every name of
-    ``grads`` at once, so that a param whose own effect on φ is below φ's
-    rounding (a saturated layer) still sees the noise the others reveal;
-    each name adds the finest step of φ along a direction of its own, and
-    each component the noise of its own difference grid.
+    δφ of a name is measured along a random direction that moves that name
+    alone (with the finest step of φ along it), so that another name's
+    coarseness (a float32 layer, a relu at its kink) does not blur it; where
+    moving the name alone does not move φ at all (a saturated layer), the
+    noise measured along a direction that moves every name at once stands
+    in. Each component adds the noise of its own difference grid.
     """
     rng = np.random.default_rng(seed)
     with np.errstate(all="ignore"):
@@ -474,12 +504,18 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
             def along(d, name=name, x=x):
                 return lambda t: phi({**point, name: x + t * d})
 
-            jump = _first_jump(along(_unit_direction(rng, scales[name])), value, eps)
+            direction = along(_unit_direction(rng, scales[name]))
+            own = _noise(direction, value, eps)
+            if own is not None and math.isnan(own):  # φ is not finite right next to the point along this name
+                errors[name] = math.inf
+                continue
+            jump = _first_jump(direction, value, eps)
             # the finest change of φ that moving this name alone shows: another name's
-            # coarseness (a float32 layer) must not make this one's gradient negligible
+            # coarseness (a float32 layer, a relu at its kink) must not make this one's
+            # gradient negligible, nor its differences uncertain
             floor = max(jump, _UNIT_ROUNDOFF * abs(value)) or noise
-            errors[name], open_ = _compared(along, x, scales[name], grad, value, max(noise, jump), floor, eps,
-                                            rng, directions)
+            own = noise if own is None else max(own, jump)
+            errors[name], open_ = _compared(along, x, scales[name], grad, value, own, floor, eps, rng, directions)
             if open_:
                 unresolved.append(name)
     return errors, tuple(unresolved)
@@ -492,28 +528,57 @@ WIDER_STEPS = (2.0**5, 2.0**10)
 def _compared(along, x, s, grad, value: float, noise: float, floor: float, eps: float, rng,
               directions: int) -> tuple[float, bool]:
     """(error, unresolved) of one name, at the step ``eps`` or, if that
-    leaves the name unresolved, at the first of the wider steps
-    ``eps`` × :data:`WIDER_STEPS` that resolves it.
+    leaves the name unresolved, at the first retry that resolves it: every
+    entry moved by at least the name's typical size (an entry of 1e-12
+    beside entries of 1, stepped by 1e-17, cannot show its gradient), then
+    the wider steps ``eps`` × :data:`WIDER_STEPS`.
 
     A φ that moves in coarse steps (a loss of 1e-13 computed as -log of a
     probability 1 - 1e-13 moves in steps of 1e-16) shows a small gradient
     only across a move many of its steps long: σ's noise term, κ δφ / ε,
     shrinks as ε grows, and the truncation term |R₂ - R₁| still bounds
-    what the wider step costs. A wider step whose values are not finite
-    (it reached past a domain edge) or that resolves nothing either keeps
-    the verdict of ``eps``: unresolved, never a false failure. ``noise``
-    is δφ for σ, ``floor`` the finest change of φ along this name
-    (:func:`_unresolved`)."""
+    what the wider step costs. A component along which φ did not change at
+    all within ±ε is tried wider too: φ may be flat there (a dead relu:
+    the wider step agrees) or move in steps coarser than the step (a
+    float16 forward, whose n = 0 would fail a right VJP and pass one that
+    returns 0). A wider step whose values are not finite (it reached past a
+    domain edge) or that resolves nothing either leaves the name
+    unresolved, never a false failure. ``noise`` is δφ for σ, ``floor``
+    the finest change of φ along this name (:func:`_unresolved`)."""
     c = _components(along, x, s, grad, value, noise, eps, rng, directions)
     error = gradient_error(c.analytic, c.numeric, c.sigma)
-    if not math.isfinite(error) or not _unresolved(c, floor):
+    open_ = math.isfinite(error) and _unresolved(c, floor)
+    flat = bool((c.variation == 0.0).any())
+    if not math.isfinite(error) or not (open_ or flat):
         return error, False
-    for factor in WIDER_STEPS:
-        wide = _components(along, x, s, grad, value, noise, eps * factor, rng, directions)
+    # φ flat somewhere within ±ε and agreeing with the claim: right if φ is flat there
+    # (a dead relu, a saturated tanh), unless a wider step that sees φ move disagrees
+    agreed = error if not open_ and error == 0.0 else None
+    errors = [error]
+    # open entries far smaller than the name's typical one move by too little to show
+    # their gradient: moved by the typical size instead (where φ stays finite)
+    typical = float(np.mean(s))
+    lifted = s
+    if x.size <= FULL_CHECK_SIZE:
+        lifted = np.where((_open_components(c) & (np.ravel(s) < typical)).reshape(s.shape), typical, s)
+    retries = ([(lifted, eps)] if (lifted != s).any() else []) + [(s, eps * factor) for factor in WIDER_STEPS]
+    for scale, step in retries:
+        wide = _components(along, x, scale, grad, value, noise, step, rng, directions)
         wide_error = gradient_error(wide.analytic, wide.numeric, wide.sigma)
-        if math.isfinite(wide_error) and not _unresolved(wide, floor):
+        errors.append(wide_error)
+        if not math.isfinite(wide_error):
+            continue
+        wide_open, wide_flat = _unresolved(wide, floor), bool((wide.variation == 0.0).any())
+        if wide_error > 0.0 and not wide_flat:
+            return wide_error, wide_open  # φ moves here and contradicts the claim
+        if not wide_open and not wide_flat:
             return wide_error, False
-    return error, True
+        if not wide_open and wide_error == 0.0 and agreed is None:
+            agreed = wide_error
+    if agreed is not None:
+        return agreed, False
+    # n = 0 where φ is flat says nothing: the error is what the wider steps allow
+    return (error if open_ else min(errors)), True
 
 
 def _unresolved(c: _Components, floor: float) -> bool:
@@ -525,13 +590,14 @@ def _unresolved(c: _Components, floor: float) -> bool:
     Each component's size is S = max(|a|, |n|, v): claimed, measured, or
     how fast φ varies along it (at an exact zero minimum, J = r² varies by
     its curvature while its first derivative is 0). It is open where φ is
-    coarse along it: its uncertainty over a move of its whole step, σ c, is
-    above :data:`COARSE` of |φ| there (smooth float64 rounding gives about
-    κ u / ε = 3e-10; a forward in float16, float32 or integers, or whose
-    values change from call to call, or a kink inside the step, far more).
-    Its open part is then min(σ, S); the name is unresolved when ‖open‖ >
+    coarse along it: its uncertainty over a move of the larger of its step
+    and the name's typical step, σ r, is above :data:`COARSE` of |φ| there
+    (smooth float64 rounding gives about κ u / ε = 3e-10; a forward in
+    float16, float32 or integers, a loss computed by cancellation, values
+    that change from call to call, or a kink inside the step, more). Its
+    open part is then min(σ, S); the name is unresolved when ‖open‖ >
     OPEN_SHARE ‖S‖. Components that smooth float64 differences cannot
-    resolve (an effect under about 3e-10 of |φ|: a tanh at 15 in a loss of
+    resolve (an effect under about 1e-8 of |φ|: a tanh at 15 in a loss of
     1, a gradient of 0 at an optimum) are not open: they pass within their
     rounding, since no nearby point would resolve them better.
 
@@ -546,10 +612,20 @@ def _unresolved(c: _Components, floor: float) -> bool:
         return False
     size = np.maximum(size, c.variation)
     top = float(size.max(initial=0.0))
-    coarse = c.sigma * c.step > COARSE * c.phi_size
     # in units of the largest component, so that no square under- or overflows
-    open_part = np.linalg.norm(np.where(coarse, np.minimum(c.sigma, size), 0.0) / top)
+    open_part = np.linalg.norm(_open_parts(c, size) / top)
     return bool(open_part > OPEN_SHARE * np.linalg.norm(size / top))
+
+
+def _open_parts(c: _Components, size: np.ndarray) -> np.ndarray:
+    """min(σ, S) where φ is coarse along a component (σ r > COARSE Φ), else 0."""
+    return np.where(c.sigma * c.reach > COARSE * c.phi_size, np.minimum(c.sigma, size), 0.0)
+
+
+def _open_components(c: _Components) -> np.ndarray:
+    """Which components have more than OPEN_SHARE of their size S open."""
+    size = np.maximum(np.maximum(np.abs(c.analytic), np.abs(c.numeric)), c.variation)
+    return _open_parts(c, size) > OPEN_SHARE * size
 
 
 def _copies(arrays):
@@ -598,7 +674,8 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
 
     ``grads`` maps param (or float data input) names to claimed values of
     ∂output/∂name, each in that name's shape; the report holds the error of
-    the module docstring per name. :func:`check_grads` is this function
+    the module docstring per name (a param the output does not read has
+    gradient 0: error 0 for a zero claim, inf for any other). :func:`check_grads` is this function
     applied to ``value_and_grad``'s gradients; called directly, it checks
     gradients computed any other way (or deliberately wrong ones, to test
     the check). ``eps`` is the relative step.
@@ -618,7 +695,14 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
     p = validate.params(g, _copies(params), program.param_names)
     d, _ = validate.data(g, _copies(data), program.input_names)
     point = {**p, **d}
+    unread = {}  # params of the graph the output does not read: their gradient is 0
     for name, grad in grads.items():
+        if name in g.params and name not in point:
+            if np.shape(grad) != g.params[name]:
+                raise ShapeError(f"the gradient of {name!r} has shape {np.shape(grad)}; {name!r} has shape"
+                                 f" {g.params[name]}")
+            unread[name] = 0.0 if not np.any(grad) else math.inf
+            continue
         if name not in point or name in g.labels:
             raise ValueError(
                 f"a gradient is given for {name!r}, which output {output!r} does not read as a param"
@@ -628,13 +712,14 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
             raise ShapeError(
                 f"the gradient of {name!r} has shape {np.shape(grad)}; {name!r} has shape {np.shape(point[name])}"
             )
-    grads = {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}
+    grads = {k: np.asarray(v, dtype=np.float64) for k, v in grads.items() if k not in unread}
 
     def phi(pt):
         return float(program.forward(pt, pt))
 
     with _rules_may_not_write():
-        return _report(*_errors(phi, point, grads, eps, directions, seed), tolerance)
+        errors, unresolved = _errors(phi, point, grads, eps, directions, seed)
+    return _report({**errors, **unread}, unresolved, tolerance)
 
 
 def check_grads(g, params: Mapping, data: Mapping | None = None, output: str = "objective",

@@ -174,7 +174,7 @@ def _check_op(builder, arrays_, flags, tolerance: float, eps: float, where: str)
     except check.InconclusiveCheckError as err:
         if currently_in_test_context() and not getattr(current_build_context(), "is_final", True):
             reject()  # a generated point: draw another (an explicit @example, or the replay of a failure, fails)
-        raise AssertionError(f"the gradient check is inconclusive on {where}: {err}") from None
+        raise AssertionError(f"on {where}: {err}") from None
     assert error <= tolerance, (
         f"VJP and central differences disagree on {where}: error {error:.3g} > {tolerance:g}"
         f" for argument shapes {[np.shape(a) for a in arrays_]} (batched={list(flags)})"

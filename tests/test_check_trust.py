@@ -24,9 +24,11 @@ from hypothesis import Phase, example, given, settings
 from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 
 import fgraph as fg
+import models
 from fgraph import testing
 from fgraph.check import DEFAULT_TOLERANCE
 from fgraph.ops import Primitive, apply, same_shape
+from models import datasets
 
 THOROUGH = settings().max_examples >= 1000 or os.environ.get("FGRAPH_THOROUGH", "") not in ("", "0")
 FALSE_FAILURE_CASES = 10_000 if THOROUGH else 400
@@ -345,14 +347,21 @@ def _op(forward, derivative, sign):
 @pytest.mark.parametrize("case", list(UNRESOLVABLE))
 def test_a_check_that_resolves_nothing_is_inconclusive_not_passed(case, sign):
     """Where σ covers every gradient, an error of 0 says nothing: a VJP of the
-    wrong sign used to pass. Now neither check passes, and both say why."""
+    wrong sign used to pass. Now a right VJP is inconclusive, with the reason,
+    and a flipped one is inconclusive or caught (a wider step may see it)."""
     forward, derivative, point = UNRESOLVABLE[case]
     op = _op(forward, derivative, sign)
     report = fg.check_grads(fg.graph(objective=fg.sum(apply(op, fg.param("w", (3,))))), {"w": point})
     assert not report.ok and report.unresolved == ("w",), report
-    assert "inconclusive" in str(report) and "'w'" in str(report)
-    with pytest.raises(fg.InconclusiveCheckError, match="argument 0"):
-        fg.check_op(lambda a: apply(op, a), point)
+    if sign > 0:
+        assert str(report).startswith("inconclusive") and "'w'" in str(report)
+        with pytest.raises(fg.InconclusiveCheckError, match="argument 0"):
+            fg.check_op(lambda a: apply(op, a), point)
+    else:
+        try:
+            assert fg.check_op(lambda a: apply(op, a), point) > DEFAULT_TOLERANCE
+        except fg.InconclusiveCheckError:
+            pass
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0], ids=["right", "sign_flipped"])
@@ -400,7 +409,7 @@ def test_a_failure_is_reported_before_an_argument_that_is_inconclusive():
 
 def test_an_inconclusive_explicit_example_fails_where_a_generated_one_is_rejected():
     forward, derivative, point = UNRESOLVABLE["values that change from call to call"]
-    op = _op(forward, derivative, -1.0)
+    op = _op(forward, derivative, 1.0)
 
     @settings(phases=[Phase.explicit], database=None)
     @example(point)
@@ -453,6 +462,72 @@ def test_a_wrong_vjp_that_coarse_values_hid_is_caught_or_called_inconclusive(cas
     assert report.errors[wrong] > DEFAULT_TOLERANCE or wrong in report.unresolved, report
 
 
+def _cancelling_square(factor, w=1e-6):
+    """w x², computed as (w x² + 2000) - 2000 (rounding of 2000 in a φ of about 1), whose VJP is off by ``factor``."""
+    return Primitive("cancelling", forward=lambda a: (w * a * a + 2000.0) - 2000.0, shape=same_shape,
+                     vjps=(lambda g, out, a: factor * 2 * w * g * a,))
+
+
+def test_a_vjp_30pct_off_is_caught_where_cancellation_makes_the_differences_uncertain():
+    x, y = fg.param("x", (3,)), fg.param("y")
+    g = fg.graph(objective=fg.add(fg.sum(apply(_cancelling_square(0.7), x)), fg.mul(y, y)))
+    report = fg.check_grads(g, {"x": np.ones(3), "y": np.float64(1.0)})
+    assert report.errors["x"] > DEFAULT_TOLERANCE or "x" in report.unresolved, report
+
+
+@pytest.mark.parametrize("claim", [0.0, 1.0], ids=["vjp_returns_zero", "right_vjp"])
+def test_a_forward_flat_within_the_step_is_tried_wider_not_taken_as_zero(claim):
+    """float16 values of x² do not change within ±eps: n = 0 there used to pass a VJP
+    returning 0 and fail the right one (beside a smooth name that set the noise)."""
+    x, y = fg.param("x", (3,)), fg.param("y", (3,))
+    params = {"x": np.array([0.3, -0.7, 1.1]), "y": np.array([0.5, 1.0, -2.0])}
+    g = fg.graph(objective=fg.add(fg.sum(apply(_scaled_square("f16", claim, np.float16), x)), fg.sum(fg.mul(y, y))))
+    report = fg.check_grads(g, params)
+    assert not report.ok
+    if claim:  # right: never judged wrong, only inconclusive
+        assert report.unresolved == ("x",) and report.errors["x"] <= DEFAULT_TOLERANCE, report
+
+
+@pytest.mark.parametrize("seed", [0, 2])  # at seed 1 conv1.W meets kinks of its own
+def test_one_names_kink_does_not_blur_another_names_differences(seed):
+    """A CNN at init on digits: zero biases on zero pixels put relus exactly at
+    their kink, so conv1.b's gradient is inconclusive; conv1.W, whose moves keep
+    those units at 0, was called inconclusive too when every name's differences
+    took the noise of a direction moving all of them."""
+    m = models.cnn_classifier(filters=(4, 8))
+    digits = datasets.load_digits()
+    pick = np.random.default_rng(seed).choice(len(digits.y_train), 8, replace=False)
+    report = fg.check_grads(m.graph, m.init(seed), {"x": digits.X_train[pick], "y": digits.y_train[pick]}, seed=seed)
+    assert report.max_rel_error <= DEFAULT_TOLERANCE and set(report.unresolved) <= {"conv1.b"}, report
+
+
+def test_an_entry_far_smaller_than_the_others_is_checked_by_projections_too():
+    """400 entries are checked by random projections, which weight each entry by its size:
+    entry 1 (1e-9, beside entries of 1) carries 90% of the gradient and its VJP is flipped."""
+    rng = np.random.default_rng(0)
+    w_value = rng.uniform(0.5, 1.5, 400)
+    w_value[1] = 1e-9
+    u = rng.standard_normal(400) * 0.01
+    u[1] = 1.0
+    flip_entry_1 = Primitive("flip1", forward=lambda a: a, shape=same_shape,
+                             vjps=(lambda g, out, a: g * np.where(np.arange(a.size) == 1, -1.0, 1.0),))
+    w = fg.param("w", (400,))
+    g = fg.graph(objective=fg.sum(fg.mul(apply(flip_entry_1, w), fg.input("u", (400,)))))
+    report = fg.check_grads(g, {"w": w_value}, {"u": u})
+    assert not report.ok and report.errors["w"] > DEFAULT_TOLERANCE, report
+
+
+def test_a_param_the_output_does_not_read_has_gradient_zero():
+    W, b, x = fg.param("W", (2, 2)), fg.param("b", (2,)), fg.input("x", (2,))
+    g = fg.graph(objective=fg.sum(fg.affine(W, x, b)), clean=fg.sum(fg.mul(W, W)))
+    params = {"W": np.array([[1.0, 2.0], [3.0, -1.0]]), "b": np.ones(2)}
+    report = fg.check_grads(g, params, {"x": np.ones(2)}, output="clean")
+    assert report.ok and report.errors == {"W": 0.0, "b": 0.0}, report
+    wrong = fg.check.compare_grads(g, {"W": 2 * params["W"], "b": np.ones(2)}, params, {"x": np.ones(2)},
+                                   output="clean")
+    assert wrong.errors["b"] == np.inf and wrong.errors["W"] == 0.0
+
+
 def test_an_inconclusive_argument_is_named_by_its_place():
     coarse = _op(*UNRESOLVABLE["integer values"][:2], 1.0)
     # argument 0 is a label: the coarse argument is argument 1
@@ -472,8 +547,8 @@ def test_a_gradient_below_what_float64_differences_resolve_is_not_called_inconcl
 
 def test_assert_grads_match_fails_on_an_inconclusive_point_and_hypothesis_rejects_it():
     forward, derivative, point = UNRESOLVABLE["values that change from call to call"]
-    op = _op(forward, derivative, -1.0)
-    with pytest.raises(AssertionError, match="inconclusive on one example"):
+    op = _op(forward, derivative, 1.0)
+    with pytest.raises(AssertionError, match="on one example: check_op is inconclusive"):
         testing.assert_grads_match(lambda a: apply(op, a), point)
 
     @settings(max_examples=5, database=None)
