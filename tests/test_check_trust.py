@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -186,7 +187,7 @@ def test_right_gradients_of_saturated_and_confident_networks_are_never_judged_wr
     for seed in seeds:
         kind, params, data = saturated_case(seed)
         report = fg.check_grads(GRAPHS[kind], params, data, seed=seed)
-        if report.max_rel_error > DEFAULT_TOLERANCE:
+        if any(e > DEFAULT_TOLERANCE for k, e in report.errors.items() if k not in report.unresolved):
             failures.append((seed, kind, report.errors))
         elif not report.ok:
             assert report.unresolved, (seed, report)
@@ -526,6 +527,28 @@ def test_a_param_the_output_does_not_read_has_gradient_zero():
     wrong = fg.check.compare_grads(g, {"W": 2 * params["W"], "b": np.ones(2)}, params, {"x": np.ones(2)},
                                    output="clean")
     assert wrong.errors["b"] == np.inf and wrong.errors["W"] == 0.0
+
+
+@pytest.mark.parametrize("size", [3, 257], ids=["entries", "projections"])
+def test_a_relu_exactly_at_its_kink_is_inconclusive_not_wrong(size):
+    """At 0 the differences of relu are exact on either side (R1 = R2) and see the
+    average slope, the VJP one side's: neither is wrong. With 257 entries (random
+    projections) the gap was taken for an error of 1."""
+    with pytest.raises(fg.InconclusiveCheckError):
+        fg.check_op(fg.relu, np.zeros(size))
+
+
+def test_points_the_check_makes_up_raise_no_warnings_of_the_rules():
+    """The retries and the typical-size projection move a probability of 1e-9 below 0,
+    where nll warns that the true class has probability 0: the check's business."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.1, 1, (30, 10))
+    p /= p.sum(-1, keepdims=True)
+    y = rng.integers(0, 10, 30)
+    p[0, y[0]] = 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fg.check_op(fg.nll, p, y, batched=True) <= DEFAULT_TOLERANCE
 
 
 def test_an_inconclusive_argument_is_named_by_its_place():
