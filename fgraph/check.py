@@ -425,44 +425,51 @@ class _Components:
 
 
 def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value: float, noise: float,
-                eps: float, rng, directions: int) -> _Components:
+                eps: float, rng, directions: int, only=None, base: _Components | None = None) -> _Components:
     """The components of one name: its entries, or ``directions`` random
     projections when it has more than FULL_CHECK_SIZE (each entry moving in
     units of its own size, s ⊙ w), and one moving every entry in units of
-    the name's typical size (left out if φ is not finite along it).
+    the name's typical size (left out if φ is not finite along it). With
+    ``only`` (a mask of entries) and ``base``, only those entries are
+    differenced again, the others taken from ``base`` (entries only).
 
     The noise of a component is the larger of ``noise`` (δφ measured for
     the whole point) and the ECnoise of its own difference grid, so that
     rounding that only moving this entry brings out is counted."""
-    if x.size <= FULL_CHECK_SIZE:
-        directions_, scale = [], []
-        for i in range(x.size):
+    entries = x.size <= FULL_CHECK_SIZE
+    if entries:
+        picked = range(x.size) if only is None else np.flatnonzero(only)
+        directions_ = []
+        for i in picked:
             d = np.zeros(x.shape)
             d.flat[i] = s.flat[i]
-            directions_.append(d)
-            scale.append(s.flat[i])
+            directions_.append((i, d, s.flat[i]))
         analytic = np.ravel(grad)
     else:
         # one more direction moves every entry by the name's typical size: a projection
         # weights each entry by its own size, so an entry far smaller than the others
         # (whose gradient may be most of the name's) is otherwise barely seen
         directions_ = []
-        for unit in [s] * directions + [np.full(x.shape, float(np.mean(s)))]:
+        for k, unit in enumerate([s] * directions + [np.full(x.shape, float(np.mean(s)))]):
             w = rng.standard_normal(x.shape)
-            directions_.append(unit * (w / np.linalg.norm(w)))
-        analytic = np.array([np.vdot(grad, d) for d in directions_])
-        scale = [1.0] * len(directions_)
-    numeric, sigma, variation, size = (np.empty(len(directions_)) for _ in range(4))
-    for k, (d, c) in enumerate(zip(directions_, scale)):
+            directions_.append((k, unit * (w / np.linalg.norm(w)), 1.0))
+        analytic = np.array([np.vdot(grad, d) for _, d, _ in directions_])
+    count = len(analytic)
+    if entries and base is not None and only is not None:
+        numeric, sigma, variation, size = (np.array(v) for v in (base.numeric, base.sigma, base.variation,
+                                                                  base.phi_size))
+    else:
+        numeric, sigma, variation, size = (np.empty(count) for _ in range(4))
+    step = np.ravel(s).astype(np.float64) if entries else np.ones(count)
+    for k, d, c in directions_:
         r2, truncation, own_noise, rate, size[k] = _derivative(phi_along(d), value, eps)
         numeric[k], variation[k] = r2 / c, rate / c
         sigma[k] = (truncation + NOISE_MARGIN * max(noise, own_noise) / eps) / c
-    if x.size > FULL_CHECK_SIZE and not (math.isfinite(numeric[-1]) and math.isfinite(sigma[-1])):
+    if not entries and not (math.isfinite(numeric[-1]) and math.isfinite(sigma[-1])):
         # the typical-size move reached past a domain edge (an entry near a pole at 0): left out
-        analytic, numeric, sigma, variation, size = (v[:-1] for v in (analytic, numeric, sigma, variation, size))
-        scale = scale[:-1]
-    step = np.array(scale, dtype=np.float64)
-    reach = np.maximum(step, float(np.mean(s))) if x.size <= FULL_CHECK_SIZE else step
+        analytic, numeric, sigma, variation, size, step = (v[:-1] for v in (analytic, numeric, sigma, variation,
+                                                                              size, step))
+    reach = np.maximum(step, float(np.mean(s))) if entries else step
     return _Components(analytic, numeric, sigma, step, variation, size, reach)
 
 
@@ -596,8 +603,10 @@ def _compared(along, x, s, grad, value: float, noise: float, floor: float, eps: 
     if x.size <= FULL_CHECK_SIZE:
         lifted = np.where((_open_components(c) & (np.ravel(s) < typical)).reshape(s.shape), typical, s)
     retries = ([(lifted, eps)] if (lifted != s).any() else []) + [(s, eps * factor) for factor in WIDER_STEPS]
+    # differenced again: where φ was flat or the differences open (an entry elsewhere keeps its verdict)
+    again = flat | _open_components(c)
     for scale, step in retries:
-        wide = _components(along, x, scale, grad, value, noise, step, rng, directions)
+        wide = _components(along, x, scale, grad, value, noise, step, rng, directions, only=again, base=c)
         wide_error = gradient_error(wide.analytic, wide.numeric, wide.sigma)
         errors.append(wide_error)
         if not math.isfinite(wide_error):
