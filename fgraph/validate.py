@@ -261,12 +261,15 @@ class Validator:
     @classmethod
     def of(cls, g, param_names, input_names, squeeze: bool = False) -> Validator:
         """The validator of a program that reads ``param_names`` and ``input_names``."""
+        shapes = [g.params[k] for k in param_names] + [g.inputs[k] for k in input_names]
+        # one vector for all, each name a view of its size: memory of the largest, not of all
+        w = weights(max(map(math.prod, shapes), default=0))
         return cls(
             g,
             frozenset(param_names),
             frozenset(input_names),
-            tuple((k, g.params[k], weights(math.prod(g.params[k]))) for k in sorted(param_names)),
-            tuple((k, g.inputs[k], g.labels.get(k), weights(math.prod(g.inputs[k]))) for k in sorted(input_names)),
+            tuple((k, g.params[k], w[: math.prod(g.params[k])]) for k in sorted(param_names)),
+            tuple((k, g.inputs[k], g.labels.get(k), w[: math.prod(g.inputs[k])]) for k in sorted(input_names)),
             squeeze,
         )
 
