@@ -159,8 +159,9 @@ class GradCheckReport:
     gradients that the finite differences could not pin down at this point
     (more than 1 % of the gradient lies within their uncertainty, see
     :func:`_unresolved`): for those the check has not shown that the
-    gradient is right, and one off by that much would have passed too. ``ok`` is true when
-    every error is at most ``tolerance`` and no gradient is unresolved.
+    gradient is right, and one off by that much would have passed too.
+    ``ok`` is true when every error is at most ``tolerance`` and no
+    gradient is unresolved.
     """
 
     ok: bool
@@ -473,19 +474,6 @@ def _components(phi_along, x: np.ndarray, s: np.ndarray, grad: np.ndarray, value
     return _Components(analytic, numeric, sigma, step, variation, size, reach)
 
 
-def _quiet(phi):
-    """``phi`` with the warnings of its rules silenced: the check evaluates
-    it at points of its own making (a retry may move a probability of 1e-9
-    below 0, where nll warns), whose warnings would only mislead."""
-
-    def quietly(point):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return phi(point)
-
-    return quietly
-
-
 def _point_scale(point: Mapping) -> float:
     """The typical size of the point's float arrays (labels left out), or 1
     when they are all (almost) zero."""
@@ -515,9 +503,12 @@ def _errors(phi, point: dict, grads: Mapping, eps: float, directions: int, seed:
     rng = np.random.default_rng(seed)
     with np.errstate(all="ignore"):
         value = phi(point)
-        if not (math.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())):
-            return {k: math.inf for k in grads}, ()
-        phi = _quiet(phi)  # what the rules say about points the check made up is not the caller's
+    if not (math.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())):
+        return {k: math.inf for k in grads}, ()
+    # every later evaluation is at a point of the check's own making (a retry may move a
+    # probability of 1e-9 below 0, where nll warns): what the rules say there would mislead
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         point_scale = _point_scale(point)
         xs = {k: np.asarray(point[k]) for k in grads}
         scales = {k: _scales(x, point_scale) for k, x in xs.items()}
@@ -594,17 +585,18 @@ def _compared(along, x, s, grad, value: float, noise: float, floor: float, eps: 
         return error, False  # where φ moves, it already contradicts the claim
     # φ flat somewhere within ±ε and agreeing with the claim: right if φ is flat there
     # (a dead relu, a saturated tanh), unless a wider step that sees φ move disagrees
-    agreed = error if not open_ and error == 0.0 else None
+    agreed = not open_ and error == 0.0
     errors, last = [error], None
+    opened = _open_components(c)
     # open entries far smaller than the name's typical one move by too little to show
     # their gradient: moved by the typical size instead (where φ stays finite)
     typical = float(np.mean(s))
     lifted = s
     if x.size <= FULL_CHECK_SIZE:
-        lifted = np.where((_open_components(c) & (np.ravel(s) < typical)).reshape(s.shape), typical, s)
+        lifted = np.where((opened & (np.ravel(s) < typical)).reshape(s.shape), typical, s)
     retries = ([(lifted, eps)] if (lifted != s).any() else []) + [(s, eps * factor) for factor in WIDER_STEPS]
     # differenced again: where φ was flat or the differences open (an entry elsewhere keeps its verdict)
-    again = flat | _open_components(c)
+    again = flat | opened
     for scale, step in retries:
         wide = _components(along, x, scale, grad, value, noise, step, rng, directions, only=again, base=c)
         wide_error = gradient_error(wide.analytic, wide.numeric, wide.sigma)
@@ -618,10 +610,9 @@ def _compared(along, x, s, grad, value: float, noise: float, floor: float, eps: 
             return wide_error, wide_open  # φ moves here and contradicts a claim it agreed with while flat
         if not wide_open and not wide_flat:
             return wide_error, False
-        if not wide_open and wide_error == 0.0 and agreed is None:
-            agreed = wide_error
-    if agreed is not None:
-        return agreed, False
+        agreed = agreed or (not wide_open and wide_error == 0.0)
+    if agreed:
+        return 0.0, False
     if last is not None and last[2] and not last[1]:
         return last[0], False  # flat even across the widest step: a claim of a slope there is wrong
     # n = 0 where φ is flat says nothing: the error is what the wider steps allow
@@ -722,8 +713,9 @@ def compare_grads(g, grads: Mapping, params: Mapping, data: Mapping | None = Non
     ``grads`` maps param (or float data input) names to claimed values of
     ∂output/∂name, each in that name's shape; the report holds the error of
     the module docstring per name (a param the output does not read has
-    gradient 0: error 0 for a zero claim, inf for any other). :func:`check_grads` is this function
-    applied to ``value_and_grad``'s gradients; called directly, it checks
+    gradient 0: error 0 for a zero claim, inf for any other).
+    :func:`check_grads` is this function applied to ``value_and_grad``'s
+    gradients; called directly, it checks
     gradients computed any other way (or deliberately wrong ones, to test
     the check). ``eps`` is the relative step.
     """

@@ -215,8 +215,9 @@ def assert_grads_match(builder, *arrays_, batched=False, tolerance: float = DEFA
     disagrees with central differences, a point where central differences
     resolve nothing (inside a hypothesis test, rejected instead), or, on
     the batch, a forward rule that ignores the batch axis or mixes up the
-    examples, a VJP of the wrong shape, or any error a rule raises. ``batch_size=None`` leaves out the
-    batch that would be made from unbatched arrays.
+    examples, a VJP of the wrong shape, or any error a rule raises.
+    ``batch_size=None`` leaves out the batch that would be made from
+    unbatched arrays.
     """
     arrays_ = tuple(np.asarray(a) for a in arrays_)
     flags = _flags(batched, len(arrays_))
