@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fgraph as fg
@@ -117,6 +117,7 @@ def test_assignment_graphs_pass_the_whole_graph_gradient_check(make, shapes_, da
     feed = {"x": data.draw(arrays(lead + g.inputs["x"]))}
     feed["y"] = data.draw(labels(3, lead)) if "y" in g.labels else data.draw(arrays(lead))
     report = fg.check_grads(g, params, feed)
+    assume(not report.unresolved)  # a point where differences resolve nothing tests nothing: draw another
     assert report.ok, report
 
 
@@ -124,6 +125,7 @@ def test_assignment_graphs_pass_the_whole_graph_gradient_check(make, shapes_, da
 def test_random_graphs_pass_the_gradient_check(case):
     g, params, data = case
     report = fg.check_grads(g, params, data)
+    assume(not report.unresolved)  # a point where differences resolve nothing tests nothing: draw another
     assert report.ok, report
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fgraph
@@ -105,6 +105,7 @@ def test_sequential_mlp_matches_numpy_and_its_gradients_check(d, hidden, batch, 
     got = fgraph.forward(g, params, {"x": X}, outputs=["prediction"])["prediction"]
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
     report = fgraph.check_grads(g, params, {"x": X, "y": Y})
+    assume(not report.unresolved)  # a point where differences resolve nothing tests nothing: draw another
     assert report.ok, report
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fgraph
@@ -239,6 +239,7 @@ def test_gradients_check_at_init_and_at_random_params(kind, seed, batch):
     data = make_data(m, rng, batch)
     for params in (m.init(seed), random_params(m, rng)):
         report = fgraph.check_grads(m.graph, params, data)
+        assume(not report.unresolved)  # a point where differences resolve nothing tests nothing: draw another
         assert report.ok, (kind, report)
 
 
