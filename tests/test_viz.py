@@ -226,6 +226,45 @@ def test_a_node_used_many_times_is_drawn_once_with_one_trunk_that_branches_to_ea
     assert all(set(r[1:-1]) <= set(longest[1:-1]) for r in routes)
 
 
+def test_a_trunk_is_drawn_once_and_each_arrow_as_its_last_segment_after_it():
+    g, _, _ = rnn(steps=8)
+    s, plan = _plan(g)
+    shared = lay.trunks([a.source for a in s.arrows], plan.routes)
+    assert g.slots["W_hh"] in shared
+    for a, route in zip(s.arrows, plan.routes):
+        if a.source in shared:  # trunk, then the arrow's own last segment: the route whole
+            assert tuple(shared[a.source][: len(route) - 1]) == tuple(route[:-1])
+        else:
+            assert len(route) == 2
+
+
+def test_pictures_of_an_rnn_grow_linearly_with_its_steps(tmp_path):
+    # Each of W_hh's T uses used to be drawn through the whole trunk, and each
+    # step of the page listed every earlier contribution: both quadratic in T.
+    size = {}
+    for steps in (32, 64):
+        g, params, data = rnn(steps=steps)
+        size[steps] = fgraph.viz.page(g, tmp_path / f"rnn{steps}.html", params, data).stat().st_size
+    assert size[64] < 2.2 * size[32]
+
+
+def test_a_node_used_many_times_lists_its_newest_contributions_and_their_running_sum(tmp_path):
+    steps = 3 * fgraph.viz.webpage.LISTED
+    g, params, data = rnn(steps=steps)
+    _, _, embedded = _page(tmp_path, g, params, data)
+    w = g.slots["W_hh"]
+    mine = [s for s in embedded["steps"] if s["receiver"] == w]
+    assert len(mine) == steps
+    for n, s in enumerate(mine, 1):
+        listed = [ln for ln in s["detail"] if ln.startswith("  from ")]
+        assert len(listed) == min(n, fgraph.viz.webpage.LISTED)
+        assert f"contribution {n} of {steps}" in "\n".join(s["detail"])
+        earlier = n - len(listed)
+        assert any(f"({earlier} earlier contributions" in ln for ln in s["detail"]) == (earlier > 0)
+    grad_w = fg.grad(g)(params, data)["W_hh"]
+    assert f"sum, complete: ∂objective/∂W_hh: ‖Σ‖ {np.linalg.norm(grad_w):.4g}" in mine[-1]["detail"][-1]
+
+
 def test_boxes_do_not_overlap_and_arrows_run_left_to_right_from_side_to_side():
     g, _, _ = rnn(steps=8)
     s, plan = _plan(g)
@@ -472,15 +511,21 @@ def test_the_browser_shows_each_step_highlighting_its_line_its_nodes_and_its_edg
     urls = [f"{path.as_uri()}#step={k}" for k in range(len(steps))] + [f"{path.as_uri()}?step=3"]
     with ThreadPoolExecutor(2) as pool:
         doms = list(pool.map(_dom, urls))
+    # An arrow that passes waypoints is drawn as its source's trunk and its own last segment: both light up.
+    trunk_of = {s["arrow"]: doms[0].ids[f"a{s['arrow']}"]["attrs"].get("data-trunk") for s in steps[1:]}
+    assert any(trunk_of.values())
     for k, dom in enumerate(doms[:-1]):
         step = steps[k]
         body = next(a for t, a in dom.tags if t == "body")
         assert body["data-step"] == str(k) and dom.ids["where"]["text"] == f"step {k} of {len(steps) - 1}"
-        assert _marked(dom, "current") == sorted([f"line-{step['line']}"] + ([f"a{step['arrow']}"] if k else []))
+        arrow = [f"a{step['arrow']}", *([trunk_of[step["arrow"]]] if trunk_of[step["arrow"]] else [])] if k else []
+        assert _marked(dom, "current") == sorted([f"line-{step['line']}", *arrow])
         assert _marked(dom, "receiver") == [f"b{step['receiver']}"]
         assert _marked(dom, "consumer") == ([f"b{step['consumer']}"] if k else [])
         assert dom.ids["title"]["text"] == step["title"]
         assert len([i for i in _marked(dom, "done") if i.startswith("a")]) == k  # the edges sent so far
+        trunks_sent = {trunk_of[s["arrow"]] for s in steps[1 : k + 1]} - {None}
+        assert [i for i in _marked(dom, "done") if i.startswith("t")] == sorted(trunks_sent)
     assert next(a for t, a in doms[-1].tags if t == "body")["data-step"] == "3"
 
 

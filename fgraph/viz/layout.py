@@ -291,6 +291,24 @@ def _routes(chains, centres, waypoints, sizes, spacing) -> tuple:
     return tuple(tuple(p) for p in points)
 
 
+def trunks(sources, routes) -> dict:
+    """``{source: points}``: the part of the routes leaving one node that
+    they share, drawn once (the routes of one source pass the same
+    waypoints, so the longest without its last point holds every other's
+    but the last), for each source whose arrows pass at least one waypoint.
+
+    A renderer draws each arrow as the last segment of its route,
+    ``route[-2:]``, after its source's trunk: the picture is the same as
+    every route drawn whole, at a size linear in the graph (a param used at
+    each of T steps has T routes of up to ~T points each).
+    """
+    longest: dict = {}
+    for source, route in zip(sources, routes):
+        if len(route) > len(longest.get(source, ())):
+            longest[source] = route
+    return {source: route[:-1] for source, route in longest.items() if len(route) > 2}
+
+
 # ------------------------------------------------------------------ labels
 
 

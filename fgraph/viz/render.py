@@ -15,7 +15,7 @@ from fgraph.io import atomic_write
 from fgraph.program import comment_text
 from fgraph.viz import style
 from fgraph.viz.dot import to_dot
-from fgraph.viz.layout import Layout, label_points, layout
+from fgraph.viz.layout import Layout, label_points, layout, trunks
 from fgraph.viz.scene import Scene, arrow_label, box_lines, number, scene
 
 FORMATS = (".svg", ".png", ".pdf")
@@ -243,19 +243,28 @@ def _curve(points) -> tuple[list, list]:
 
 
 def _arrows(ax, s: Scene, plan: Layout) -> None:
-    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.patches import FancyArrowPatch, PathPatch
     from matplotlib.path import Path as MplPath
 
+    def look(carries: bool) -> dict:
+        return {"color": style.GRADIENT if carries else style.EDGE, "linewidth": 0.9 if carries else 0.7}
+
+    def shifted(points) -> list:
+        return [(x, y + HEADER) for x, y in points]
+
+    carrying = {a.source for a in s.arrows if a.grad_norm is not None}
+    for source, points in trunks([a.source for a in s.arrows], plan.routes).items():
+        verts, codes = _curve(shifted(points))
+        ax.add_artist(PathPatch(MplPath(verts, codes), fill=False, **look(source in carrying)))
     labelled = []
     for arrow, route in zip(s.arrows, plan.routes):
-        points = [(x, y + HEADER) for x, y in route]
-        verts, codes = _curve(points)
+        tail = shifted(route[-2:])  # the rest is its source's trunk
+        verts, codes = _curve(tail)
         carries = arrow.grad_norm is not None
-        ax.add_artist(FancyArrowPatch(path=MplPath(verts, codes), arrowstyle="-|>", mutation_scale=7,
-                                     color=style.GRADIENT if carries else style.EDGE, linewidth=0.9 if carries else 0.7,
-                                     shrinkA=0, shrinkB=0))
+        ax.add_artist(FancyArrowPatch(path=MplPath(verts, codes), arrowstyle="-|>", mutation_scale=7, shrinkA=0,
+                                      shrinkB=0, **look(carries)))
         if carries:
-            labelled.append((points, arrow_label(arrow)))
+            labelled.append((tail, arrow_label(arrow)))
     if labelled:
         where = label_points([p for p, _ in labelled], SMALL + 2)
         for (x, y), (_, text) in zip(where, labelled):

@@ -19,10 +19,8 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import operator
 import re
 from collections.abc import Mapping
-from functools import reduce
 
 import numpy as np
 
@@ -31,7 +29,7 @@ from fgraph.graph import Graph
 from fgraph.io import atomic_write
 from fgraph.program import comment_text
 from fgraph.viz import style
-from fgraph.viz.layout import label_points, layout
+from fgraph.viz.layout import label_points, layout, trunks
 from fgraph.viz.scene import Scene, arrow_label, box_lines, norm, number, scene
 
 #: SVG text metrics, in pixels: a monospace font, whose advance is 0.6 em.
@@ -43,6 +41,9 @@ HGAP = 120.0
 VGAP = 16.0
 #: Entries of an array shown in the step panel.
 PREVIEW = 6
+#: Contributions a step lists (the newest) for a node used many times: listing
+#: every earlier one at every step would make a page quadratic in the uses.
+LISTED = 8
 
 # A backward line of the program: g<dst> = [g<dst> + ][sum_to_shape(|check_cotangent(]b<consumer>_<position>(...
 _BACKWARD = re.compile(r"^    g(\d+) = (?:g\1 \+ )?(?:\w+\()?b(\d+)_(\d+)\(")
@@ -95,11 +96,14 @@ def _steps(g: Graph, s: Scene, seed: int, line_of_edge: list) -> list:
         "detail": [(f"The backward pass starts at the output {comment_text(g.nodes[out].name)}, whose gradient"
                    " with respect to itself is 1.")],
     }]
-    received: dict = {}
+    received: dict = {}  # name -> (its contributions so far, newest last, at most LISTED; their count; their sum)
     for k, e in enumerate(t.edges):
         src, dst = g.slots[e.source], g.slots[e.consumer]
-        terms = received.setdefault(e.source, [])
-        terms.append((e.consumer, e.cotangent))
+        listed, count, running = received.get(e.source, ((), 0, None))
+        # The program's order, as it adds them: the sum of the first n terms, then + the next.
+        running = e.cotangent if running is None else running + e.cotangent
+        listed, count = (*listed[-(LISTED - 1):], (e.consumer, e.cotangent)), count + 1
+        received[e.source] = listed, count, running
         box = s.boxes[src]
         arrow = s.arrows[arrow_of[src, dst, e.position]]
         detail = [
@@ -108,12 +112,13 @@ def _steps(g: Graph, s: Scene, seed: int, line_of_edge: list) -> list:
             f"this use's contribution: {preview(e.cotangent)}",
         ]
         if arrow.uses > 1:
-            running = reduce(operator.add, (c for _, c in terms))  # the program's order, as it adds them
-            done = len(terms) == arrow.uses
+            done = count == arrow.uses
             detail.append(
-                f"{comment_text(e.source)} is used {arrow.uses} times: contribution {len(terms)} of {arrow.uses}"
+                f"{comment_text(e.source)} is used {arrow.uses} times: contribution {count} of {arrow.uses}"
             )
-            detail += [f"  from {comment_text(c)}: ‖∇‖ {number(norm(v))}" for c, v in terms]
+            if count > len(listed):
+                detail.append(f"  ({count - len(listed)} earlier contributions, in the running sum)")
+            detail += [f"  from {comment_text(c)}: ‖∇‖ {number(norm(v))}" for c, v in listed]
             detail.append(("sum, complete: ∂" + s.output + "/∂" + comment_text(e.source) if done else "running sum")
                           + f": ‖Σ‖ {number(norm(running))}, {preview(running)}")
         steps.append({
@@ -133,6 +138,15 @@ def _width(text: str) -> float:
     return len(text) * ADVANCE
 
 
+def _path_data(points) -> str:
+    """SVG path data of the curve every renderer draws through ``points``
+    (:func:`fgraph.viz.layout.curve_point`): one cubic Bézier a segment."""
+    return f"M {points[0][0]:.1f} {points[0][1]:.1f}" + "".join(
+        f" C {(x0 + x1) / 2:.1f} {y0:.1f} {(x0 + x1) / 2:.1f} {y1:.1f} {x1:.1f} {y1:.1f}"
+        for (x0, y0), (x1, y1) in itertools.pairwise(points)
+    )
+
+
 def _svg(s: Scene) -> tuple[str, float, float]:
     """The graph as SVG elements (ids ``b<key>`` for boxes, ``a<i>`` for
     arrows), and the drawing's width and height."""
@@ -141,17 +155,16 @@ def _svg(s: Scene) -> tuple[str, float, float]:
         lines = box_lines(box)
         sizes[box.key] = (max(map(_width, lines)) + 2 * PAD, len(lines) * LINE + 2 * PAD)
     plan = layout([b.key for b in s.boxes], s.arrows, sizes, hgap=HGAP, vgap=VGAP)
-    parts = []
     labels = label_points(plan.routes, 11.0)
+    shared = trunks([a.source for a in s.arrows], plan.routes)
+    parts = [f'<g class="arrow trunk" id="t{key}"><path d="{_path_data(points)}"/></g>'
+             for key, points in shared.items()]
     for i, (arrow, route) in enumerate(zip(s.arrows, plan.routes)):
-        d = f"M {route[0][0]:.1f} {route[0][1]:.1f}" + "".join(
-            f" C {(x0 + x1) / 2:.1f} {y0:.1f} {(x0 + x1) / 2:.1f} {y1:.1f} {x1:.1f} {y1:.1f}"
-            for (x0, y0), (x1, y1) in itertools.pairwise(route)
-        )
         text = html.escape(arrow_label(arrow))
         x, y = labels[i]
+        trunk = f' data-trunk="t{arrow.source}"' if arrow.source in shared else ""
         parts.append(
-            f'<g class="arrow" id="a{i}"><path d="{d}" marker-end="url(#head)"/>'
+            f'<g class="arrow" id="a{i}"{trunk}><path d="{_path_data(route[-2:])}" marker-end="url(#head)"/>'
             + (f'<text x="{x:.1f}" y="{y + 3:.1f}">{text}</text>' if text else "")
             + "</g>"
         )
@@ -222,6 +235,16 @@ _SCRIPT = r"""
   const steps = data.steps, last = steps.length - 1;
   let step = 0;
   function mark(id, cls, on) { const el = document.getElementById(id); if (el) el.classList.toggle(cls, on); }
+  // An arrow is drawn as its last segment after its source's trunk, shared by the source's arrows.
+  function trunkOf(arrow) {
+    const el = arrow >= 0 ? document.getElementById("a" + arrow) : null;
+    return el ? el.getAttribute("data-trunk") : null;
+  }
+  function markArrow(arrow, cls, on) {
+    mark("a" + arrow, cls, on);
+    const trunk = trunkOf(arrow);
+    if (trunk) mark(trunk, cls, on);
+  }
   function requested() {
     const m = /(?:^|[#?&])step=(\d+)/.exec(location.hash + "&" + location.search);
     return m ? Math.min(last, parseInt(m[1], 10)) : 0;
@@ -231,17 +254,21 @@ _SCRIPT = r"""
     mark("line-" + before.line, "current", false);
     mark("b" + before.receiver, "receiver", false);
     if (before.consumer >= 0) mark("b" + before.consumer, "consumer", false);
-    if (before.arrow >= 0) mark("a" + before.arrow, "current", false);
+    if (before.arrow >= 0) markArrow(before.arrow, "current", false);
     step = Math.max(0, Math.min(last, k));
+    const trunksDone = {};
     steps.forEach(function (s, i) {
       if (s.arrow >= 0) mark("a" + s.arrow, "done", i > 0 && i <= step);
+      const trunk = trunkOf(s.arrow);
+      if (trunk) trunksDone[trunk] = trunksDone[trunk] || (i > 0 && i <= step);
       mark("line-" + s.line, "done", i < step);
     });
+    Object.keys(trunksDone).forEach(function (id) { mark(id, "done", trunksDone[id]); });
     const now = steps[step];
     mark("line-" + now.line, "current", true);
     mark("b" + now.receiver, "receiver", true);
     if (now.consumer >= 0) mark("b" + now.consumer, "consumer", true);
-    if (now.arrow >= 0) mark("a" + now.arrow, "current", true);
+    if (now.arrow >= 0) markArrow(now.arrow, "current", true);
     document.getElementById("title").textContent = now.title;
     const detail = document.getElementById("detail");
     detail.replaceChildren.apply(detail, now.detail.map(function (t) {
