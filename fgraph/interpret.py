@@ -47,7 +47,7 @@ import toolz
 from fgraph.autodiff import detached, merge_grads, scalar_program
 from fgraph.errors import GraphError
 from fgraph.graph import Graph, Node
-from fgraph.program import ONE, _may_broadcast, ancestors, check_cotangent, check_value
+from fgraph.program import ONE, ancestors, argument_kinds, check_cotangent, check_value, may_broadcast
 from fgraph.validate import Validator
 
 EMPTY = MappingProxyType({})
@@ -142,7 +142,7 @@ def _vjp(node: Node, position: int, cotangent, values: Mapping):
         )
     args = [values[i.name] for i in node.inputs]
     c = rule(cotangent, values[node.name], *args, *node.config.values())
-    reduce_ = node.op.unbroadcast and _may_broadcast(arg, node)
+    reduce_ = node.op.unbroadcast and may_broadcast(arg, node, argument_kinds(node))
     # check_cotangent sums c down to the argument's shape when reduce_ (the
     # evaluator's sum_to_shape), and names the primitive if it cannot fit.
     return check_cotangent(c, node, position, values[arg.name], reduce_)

@@ -24,6 +24,11 @@ fixed order, so results are deterministic to the bit. Where an argument may
 be smaller than the value it met (broadcasting, or a parameter meeting
 batched data), the VJP's result goes through :func:`sum_to_shape`.
 
+A node of many arguments (more than ``MANY_ARGUMENTS``: an ``add`` of a
+thousand terms) binds them once, ``a9 = (v1, v2, ...)``, and its lines call
+``f9(*a9)`` and ``b9_0(g9, v9, *a9)``, so that the program stays linear in
+the size of the graph.
+
 Memory: a value that may be large is deleted (``del v3``) right after the
 last line that reads it, so a forward pass holds only what is still
 needed and the backward pass only what the remaining VJPs read.
@@ -55,6 +60,11 @@ import numpy as np
 from fgraph.errors import GraphError, ShapeError
 
 ONE = np.float64(1.0)
+
+#: A node with more arguments than this binds them once as a tuple that its
+#: lines unpack: written out in each of its n VJP lines they made a program,
+#: and its compilation, quadratic in n (an ``add`` of 2,000 terms: 34 s).
+MANY_ARGUMENTS = 8
 
 #: Values of an unbatched node with at most this many entries are not
 #: deleted after their last use: the ``del`` would cost more than it frees.
@@ -321,10 +331,24 @@ class _Emitter:
             self.disposable.add(var)
 
     def arguments(self, slot: int) -> tuple[list, list]:
-        """The argument expressions of node ``slot``'s rules, and the locals they read."""
+        """The argument expressions of node ``slot``'s rules, and the locals they read:
+        its arguments' values (bound once as a tuple ``a{slot}`` for a node of many
+        arguments, which every VJP line then reads whole), then its config."""
         node = self.g.nodes[slot]
+        config = [self.constant(f"c{slot}_{j}", c) for j, c in enumerate(node.config.values())]
+        if len(node.inputs) > MANY_ARGUMENTS:
+            return [f"*a{slot}", *config], [f"a{slot}"]
         reads = [f"v{self.g.slots[i.name]}" for i in node.inputs]
-        return reads + [self.constant(f"c{slot}_{j}", c) for j, c in enumerate(node.config.values())], reads
+        return reads + config, reads
+
+    def bind_arguments(self, slot: int) -> None:
+        """For a node of many arguments, the line binding them as the tuple ``a{slot}``."""
+        node = self.g.nodes[slot]
+        if len(node.inputs) > MANY_ARGUMENTS:
+            values = [f"v{self.g.slots[i.name]}" for i in node.inputs]
+            self.line(f"a{slot} = ({', '.join(values)},)", f"the {len(values)} arguments of {node.name!r}", values,
+                      f"a{slot}")
+            self.disposable.add(f"a{slot}")
 
     def forward(self, slots) -> tuple[frozenset, frozenset]:
         """Lines computing ``v{slot}`` for every slot, in order; the leaf names read."""
@@ -339,6 +363,7 @@ class _Emitter:
                 self.line(f"v{s} = data[{node.name!r}]", f"{node.name!r} input", writes=f"v{s}")
             else:
                 f = self.constant(f"f{s}", node.op.forward)
+                self.bind_arguments(s)
                 args, reads = self.arguments(s)
                 described = ", ".join(repr(i.name) for i in node.inputs)
                 call = f"{f}({', '.join(args)})"
@@ -372,16 +397,22 @@ class _Emitter:
         return namespace[name], source
 
 
-def _may_broadcast(arg, node) -> bool:
+def argument_kinds(node) -> frozenset:
+    """The ``(batched, shape)`` of ``node``'s arguments other than its labels:
+    what :func:`may_broadcast` compares an argument with (found once a node,
+    not once an argument: that made n² comparisons)."""
+    label = node.op.label_arg
+    return frozenset((a.batched, a.shape) for i, a in enumerate(node.inputs) if i != label)
+
+
+def may_broadcast(arg, node, kinds: frozenset) -> bool:
     """Whether ``arg`` may be smaller than another argument of ``node`` (a
     different per-example shape, or no batch axis where another has one), so
-    that its cotangent must be summed down. Labels are indices, not values
-    that broadcast: only their batch axis counts."""
+    that its cotangent must be summed down; ``kinds`` is
+    :func:`argument_kinds` of ``node``. Labels are indices, not values that
+    broadcast: only their batch axis counts."""
     label = node.op.label_arg
-    return any(
-        other.batched != arg.batched if i == label else (other.batched, other.shape) != (arg.batched, arg.shape)
-        for i, other in enumerate(node.inputs)
-    )
+    return bool(kinds - {(arg.batched, arg.shape)}) or (label is not None and node.inputs[label].batched != arg.batched)
 
 
 def _forward_function(g, node_names, checked: bool, single: bool) -> tuple[Callable, frozenset, frozenset]:
@@ -410,11 +441,12 @@ def _backward_lines(emit: _Emitter, g, live, wrt, out_slot: int, output: str) ->
         node = g.nodes[s]
         if node.role != "op":
             continue
+        kinds = argument_kinds(node)
         for pos, arg in enumerate(node.inputs):
             dst = g.slots[arg.name]
             if dst not in needs:
                 continue
-            call, reads = _vjp_call(emit, node, s, pos, arg, dst)
+            call, reads = _vjp_call(emit, node, s, pos, arg, dst, kinds)
             comment = f"{arg.name!r} <- {node.op.name} {node.name!r}"
             if dst in assigned:
                 emit.line(f"g{dst} = g{dst} + {call}", comment + ", another use: contributions add",
@@ -437,9 +469,9 @@ def _needing_gradients(g, live, wrt) -> set:
     return needs
 
 
-def _vjp_call(emit: _Emitter, node, s: int, pos: int, arg, dst: int) -> tuple:
+def _vjp_call(emit: _Emitter, node, s: int, pos: int, arg, dst: int, kinds: frozenset) -> tuple:
     """``(expression, reads)`` of the cotangent ``node`` (in slot ``s``) sends
-    its argument ``pos``, ``arg`` (in slot ``dst``)."""
+    its argument ``pos``, ``arg`` (in slot ``dst``); ``kinds``: :func:`argument_kinds` of ``node``."""
     vjp = node.op.vjp(pos)  # a variadic primitive's one rule, with the position bound
     if vjp is None:
         raise GraphError(
@@ -449,7 +481,7 @@ def _vjp_call(emit: _Emitter, node, s: int, pos: int, arg, dst: int) -> tuple:
     args, reads = emit.arguments(s)
     call = f"{b}(g{s}, v{s}, {', '.join(args)})"
     reads = [f"g{s}", f"v{s}", *reads]
-    reduce = node.op.unbroadcast and _may_broadcast(arg, node)
+    reduce = node.op.unbroadcast and may_broadcast(arg, node, kinds)
     if emit.checked:
         call = f"check_cotangent({call}, {emit.constant(f'n{s}', node)}, {pos}, v{dst}, {reduce})"
         reads.append(f"v{dst}")

@@ -641,3 +641,19 @@ def test_an_optimiser_state_that_overflows_is_the_same_divergence_on_jax():
     assert str(got) == str(want) and "the optimiser's state['nu']['w']" in str(want)
     for name in params:
         np.testing.assert_array_equal(got.state.params[name], want.state.params[name])
+
+
+def test_a_node_of_many_arguments_lowers_with_its_arguments_bound_once():
+    # Past program.MANY_ARGUMENTS, the program binds a node's arguments as one tuple that its lines unpack.
+    x, b = fg.input("x", (2,)), fg.param("b")
+    vs = [fg.param(f"v{i}", (2,)) for i in range(12)]
+    g = fg.graph(objective=fg.sum(fg.tanh(fg.add(x, b, *vs, name="many"))))
+    assert "*a" in fg.program_source(g)
+    rng = np.random.default_rng(3)
+    params = {k: rng.normal(size=s) for k, s in g.params.items()}
+    data = {"x": rng.normal(size=(5, 2))}
+    value, grads = fg.value_and_grad(g)(params, data)
+    value_jax, grads_jax = fg.value_and_grad(g, backend="jax")(params, data)
+    assert value_jax == pytest.approx(value, rel=1e-13)
+    for k in grads:
+        np.testing.assert_allclose(grads_jax[k], grads[k], rtol=1e-13)
