@@ -130,19 +130,20 @@ def _evaluate(params: Mapping, data: Mapping, batch, values: Mapping, node: Node
 # ----------------------------------------------------------------- backward
 
 
-def _vjp(node: Node, position: int, cotangent, values: Mapping):
+def _vjp(node: Node, position: int, cotangent, values: Mapping, args: tuple, kinds: frozenset):
     """What ``node`` sends back to its argument ``position``: the
     primitive's VJP, summed down to the argument's shape when the primitive
-    unbroadcasts and the argument may be smaller than another."""
+    unbroadcasts and the argument may be smaller than another. ``args`` are
+    the node's argument values and ``kinds`` its :func:`argument_kinds`, found
+    once a node (once an argument, they made a node of n arguments cost n²)."""
     arg = node.inputs[position]
     rule = node.op.vjp(position)
     if rule is None:
         raise GraphError(
             f"{node.op.name} node {node.name!r} is not differentiable in argument {position} ({arg.name!r})"
         )
-    args = [values[i.name] for i in node.inputs]
     c = rule(cotangent, values[node.name], *args, *node.config.values())
-    reduce_ = node.op.unbroadcast and may_broadcast(arg, node, argument_kinds(node))
+    reduce_ = node.op.unbroadcast and may_broadcast(arg, node, kinds)
     # check_cotangent sums c down to the argument's shape when reduce_ (the
     # evaluator's sum_to_shape), and names the primitive if it cannot fit.
     return check_cotangent(c, node, position, values[arg.name], reduce_)
@@ -158,8 +159,9 @@ def _backprop(values: Mapping, needs: frozenset, acc: _Backward, node: Node) -> 
     acc = attrs.evolve(acc, cotangents=_assoc(acc.cotangents, node.name, cotangent))
     if node.role != "op":
         return acc
+    args, kinds = tuple(values[i.name] for i in node.inputs), argument_kinds(node)
     sent = tuple(
-        Edge(arg.name, node.name, pos, _vjp(node, pos, cotangent, values))
+        Edge(arg.name, node.name, pos, _vjp(node, pos, cotangent, values, args, kinds))
         for pos, arg in enumerate(node.inputs)
         if arg.name in needs
     )

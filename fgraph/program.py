@@ -26,8 +26,10 @@ batched data), the VJP's result goes through :func:`sum_to_shape`.
 
 A node of many arguments (more than ``MANY_ARGUMENTS``: an ``add`` of a
 thousand terms) binds them once, ``a9 = (v1, v2, ...)``, and its lines call
-``f9(*a9)`` and ``b9_0(g9, v9, *a9)``, so that the program stays linear in
-the size of the graph.
+``f9(*a9)`` and ``b9_0(g9, v9, *a9)``, so that the program's code and its
+compilation stay linear in the size of the graph. (A call still hands each
+of the n VJP rules the n arguments, as their signature asks: an ``add`` of
+2,000 terms spends about 15 ms a call doing so.)
 
 Memory: a value that may be large is deleted (``del v3``) right after the
 last line that reads it, so a forward pass holds only what is still

@@ -366,3 +366,20 @@ def test_many_arguments_of_mixed_shapes_are_summed_down_to_each_ones_shape():
     grads = fg.grad(g)(params, data)
     assert all(grads[k].shape == params[k].shape for k in params)
     np.testing.assert_allclose(grads["b"], data["x"].sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("module", ["program", "interpret"])
+def test_whether_an_argument_may_broadcast_is_settled_once_a_node(module, monkeypatch):
+    # Once an argument, comparing it with every other argument cost a node of n arguments n².
+    target = importlib.import_module(f"fgraph.{module}")
+    calls = []
+    real = target.argument_kinds
+    monkeypatch.setattr(target, "argument_kinds", lambda node: calls.append(node) or real(node))
+    ps = [fg.param(f"p{i}") for i in range(40)]
+    g = fg.graph(objective=fg.add(*ps, name="many"))
+    params = {f"p{i}": np.float64(i) for i in range(40)}
+    if module == "program":
+        fg.value_and_grad(g)(params)
+    else:
+        fg.contributions(g, params)
+    assert 0 < len(calls) <= 2  # the node, in the fast and the checked program (or the interpreter's one walk)
