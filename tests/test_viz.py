@@ -226,16 +226,46 @@ def test_a_node_used_many_times_is_drawn_once_with_one_trunk_that_branches_to_ea
     assert all(set(r[1:-1]) <= set(longest[1:-1]) for r in routes)
 
 
-def test_a_trunk_is_drawn_once_and_each_arrow_as_its_last_segment_after_it():
+def test_a_trunk_is_drawn_once_in_pieces_and_each_arrow_as_its_pieces_then_its_last_segment():
     g, _, _ = rnn(steps=8)
     s, plan = _plan(g)
-    shared = lay.trunks([a.source for a in s.arrows], plan.routes)
-    assert g.slots["W_hh"] in shared
-    for a, route in zip(s.arrows, plan.routes):
-        if a.source in shared:  # trunk, then the arrow's own last segment: the route whole
-            assert tuple(shared[a.source][: len(route) - 1]) == tuple(route[:-1])
-        else:
+    pieces = lay.trunk_pieces([a.source for a in s.arrows], plan.routes)
+    assert any(p.source == g.slots["W_hh"] for p in pieces)
+    assert len({(p.source, p.reach) for p in pieces}) == len(pieces)  # each stretch once
+    for i, (a, route) in enumerate(zip(s.arrows, plan.routes)):
+        mine = sorted((p for p in pieces if p.source == a.source and p.reach <= lay.reach(route)),
+                      key=lambda p: p.reach)
+        assert all(i in p.arrows for p in mine)
+        assert not any(i in p.arrows for p in pieces if p not in mine)
+        if not mine:
             assert len(route) == 2
+            continue
+        # pieces end to end, then the arrow's own last segment: the route whole
+        joined = [mine[0].points[0]] + [q for p in mine for q in p.points[1:]]
+        assert tuple(joined) == tuple(route[:-1])
+
+
+def _near_and_far():
+    """p used by a node in the next column (no waypoint) and by one 5 columns on, which
+    only a second output reads: the objective's gradient reaches p through the near one alone."""
+    x, p = fg.input("x", (2,)), fg.param("p", (2,))
+    near = fg.mul(x, p, name="near")
+    far = p
+    for i in range(5):
+        far = fg.tanh(fg.add(far, x), name=f"f{i}")
+    far = fg.mul(far, p, name="far")
+    g = fg.graph(objective=fg.sum(near, name="objective"), other=fg.sum(far, name="other"))
+    return g, {"p": np.array([0.5, -0.3])}, {"x": np.array([[1.0, 2.0]])}
+
+
+def test_a_trunk_piece_carries_gradient_only_where_an_arrow_through_it_does():
+    g, params, data = _near_and_far()
+    s, plan = _plan(g, params, data)
+    p = g.slots["p"]
+    pieces = [q for q in lay.trunk_pieces([a.source for a in s.arrows], plan.routes) if q.source == p]
+    assert pieces and all(s.arrows[i].grad_norm is None for q in pieces for i in q.arrows)
+    near = next(i for i, a in enumerate(s.arrows) if a.source == p and a.target == g.slots["near"])
+    assert lay.reach(plan.routes[near]) == 0 and s.arrows[near].grad_norm is not None
 
 
 def test_pictures_of_an_rnn_grow_linearly_with_its_steps(tmp_path):
@@ -511,22 +541,47 @@ def test_the_browser_shows_each_step_highlighting_its_line_its_nodes_and_its_edg
     urls = [f"{path.as_uri()}#step={k}" for k in range(len(steps))] + [f"{path.as_uri()}?step=3"]
     with ThreadPoolExecutor(2) as pool:
         doms = list(pool.map(_dom, urls))
-    # An arrow that passes waypoints is drawn as its source's trunk and its own last segment: both light up.
-    trunk_of = {s["arrow"]: doms[0].ids[f"a{s['arrow']}"]["attrs"].get("data-trunk") for s in steps[1:]}
-    assert any(trunk_of.values())
+    # An arrow past waypoints is drawn as the pieces of its source's trunk up to its reach, then its
+    # last segment: those pieces light up with it, and no others.
+    assert any(k.startswith("t") for k in doms[0].ids)
     for k, dom in enumerate(doms[:-1]):
         step = steps[k]
         body = next(a for t, a in dom.tags if t == "body")
         assert body["data-step"] == str(k) and dom.ids["where"]["text"] == f"step {k} of {len(steps) - 1}"
-        arrow = [f"a{step['arrow']}", *([trunk_of[step["arrow"]]] if trunk_of[step["arrow"]] else [])] if k else []
+        arrow = [f"a{step['arrow']}", *_pieces_of(dom, [step["arrow"]])] if k else []
         assert _marked(dom, "current") == sorted([f"line-{step['line']}", *arrow])
         assert _marked(dom, "receiver") == [f"b{step['receiver']}"]
         assert _marked(dom, "consumer") == ([f"b{step['consumer']}"] if k else [])
         assert dom.ids["title"]["text"] == step["title"]
         assert len([i for i in _marked(dom, "done") if i.startswith("a")]) == k  # the edges sent so far
-        trunks_sent = {trunk_of[s["arrow"]] for s in steps[1 : k + 1]} - {None}
-        assert [i for i in _marked(dom, "done") if i.startswith("t")] == sorted(trunks_sent)
+        sent = _pieces_of(dom, [s["arrow"] for s in steps[1 : k + 1]])
+        assert [i for i in _marked(dom, "done") if i.startswith("t")] == sent
     assert next(a for t, a in doms[-1].tags if t == "body")["data-step"] == "3"
+
+
+def _pieces_of(dom, arrows) -> list:
+    """The ids of the trunk pieces the arrows pass through (source and reach from the page's attributes)."""
+    ways = [dom.ids[f"a{i}"]["attrs"] for i in arrows]
+    return sorted(
+        key for key, e in dom.ids.items()
+        if "trunk" in e["class"] and any(
+            w.get("data-source") == e["attrs"]["data-source"] and int(e["attrs"]["data-reach"]) <= int(w["data-reach"])
+            for w in ways if "data-reach" in w
+        )
+    )
+
+
+@needs_browser
+def test_a_use_in_the_next_column_lights_no_trunk(tmp_path):
+    g, params, data = _near_and_far()
+    path, _, embedded = _page(tmp_path, g, params, data)
+    page = _parse(path.read_text(encoding="utf-8"))
+    p = g.slots["p"]
+    k = next(i for i, s in enumerate(embedded["steps"]) if s["receiver"] == p)
+    assert "data-reach" not in page.ids[f"a{embedded['steps'][k]['arrow']}"]["attrs"]
+    assert any(e["attrs"].get("data-source") == str(p) for e in page.ids.values() if "trunk" in e["class"])
+    dom = _dom(f"{path.as_uri()}#step={k}")
+    assert not [i for i in _marked(dom, "current") + _marked(dom, "done") if i.startswith("t")]
 
 
 @needs_browser

@@ -291,22 +291,48 @@ def _routes(chains, centres, waypoints, sizes, spacing) -> tuple:
     return tuple(tuple(p) for p in points)
 
 
-def trunks(sources, routes) -> dict:
-    """``{source: points}``: the part of the routes leaving one node that
-    they share, drawn once (the routes of one source pass the same
-    waypoints, so the longest without its last point holds every other's
-    but the last), for each source whose arrows pass at least one waypoint.
+@attrs.frozen
+class Piece:
+    """A stretch of the trunk that the arrows leaving ``source`` share: its
+    ``points``, from the waypoint where the previous arrow branched off (or
+    the source's side) to waypoint number ``reach``, where ``arrows`` (the
+    indices of the arrows that pass through it) still run together."""
 
-    A renderer draws each arrow as the last segment of its route,
-    ``route[-2:]``, after its source's trunk: the picture is the same as
-    every route drawn whole, at a size linear in the graph (a param used at
-    each of T steps has T routes of up to ~T points each).
+    source: object
+    reach: int
+    points: tuple
+    arrows: tuple
+
+
+def reach(route) -> int:
+    """How many waypoints a route passes before its last segment."""
+    return len(route) - 2
+
+
+def trunk_pieces(sources, routes) -> list:
+    """The trunks of the arrows leaving one node, cut where an arrow branches
+    off, as :class:`Piece` s: each stretch drawn once.
+
+    The routes leaving one source pass the same waypoints, so each is a
+    prefix of the longest plus its own last segment: arrow i is drawn as
+    the pieces of its source with ``reach <= reach(routes[i])`` followed by
+    ``routes[i][-2:]``. Drawing every route whole would draw the same
+    trunk once per use: a picture quadratic in the uses of a tied param
+    (T steps of an RNN, T routes of up to ~T points each); lighting up
+    the pieces up to an arrow's reach shows exactly the way it goes.
     """
-    longest: dict = {}
-    for source, route in zip(sources, routes):
-        if len(route) > len(longest.get(source, ())):
-            longest[source] = route
-    return {source: route[:-1] for source, route in longest.items() if len(route) > 2}
+    by_source: dict = {}
+    for i, (source, route) in enumerate(zip(sources, routes)):
+        by_source.setdefault(source, []).append(i)
+    pieces = []
+    for source, arrows in by_source.items():
+        longest = max((routes[i] for i in arrows), key=len)
+        start = 0
+        for r in sorted({reach(routes[i]) for i in arrows} - {0}):
+            through = tuple(i for i in arrows if reach(routes[i]) >= r)
+            pieces.append(Piece(source, r, tuple(longest[start : r + 1]), through))
+            start = r
+    return pieces
 
 
 # ------------------------------------------------------------------ labels

@@ -15,7 +15,7 @@ from fgraph.io import atomic_write
 from fgraph.program import comment_text
 from fgraph.viz import style
 from fgraph.viz.dot import to_dot
-from fgraph.viz.layout import Layout, label_points, layout, trunks
+from fgraph.viz.layout import Layout, label_points, layout, trunk_pieces
 from fgraph.viz.scene import Scene, arrow_label, box_lines, number, scene
 
 FORMATS = (".svg", ".png", ".pdf")
@@ -252,13 +252,13 @@ def _arrows(ax, s: Scene, plan: Layout) -> None:
     def shifted(points) -> list:
         return [(x, y + HEADER) for x, y in points]
 
-    carrying = {a.source for a in s.arrows if a.grad_norm is not None}
-    for source, points in trunks([a.source for a in s.arrows], plan.routes).items():
-        verts, codes = _curve(shifted(points))
-        ax.add_artist(PathPatch(MplPath(verts, codes), fill=False, **look(source in carrying)))
+    for piece in trunk_pieces([a.source for a in s.arrows], plan.routes):
+        verts, codes = _curve(shifted(piece.points))
+        carries = any(s.arrows[i].grad_norm is not None for i in piece.arrows)
+        ax.add_artist(PathPatch(MplPath(verts, codes), fill=False, **look(carries)))
     labelled = []
     for arrow, route in zip(s.arrows, plan.routes):
-        tail = shifted(route[-2:])  # the rest is its source's trunk
+        tail = shifted(route[-2:])  # the rest is pieces of its source's trunk
         verts, codes = _curve(tail)
         carries = arrow.grad_norm is not None
         ax.add_artist(FancyArrowPatch(path=MplPath(verts, codes), arrowstyle="-|>", mutation_scale=7, shrinkA=0,

@@ -29,7 +29,7 @@ from fgraph.graph import Graph
 from fgraph.io import atomic_write
 from fgraph.program import comment_text
 from fgraph.viz import style
-from fgraph.viz.layout import label_points, layout, trunks
+from fgraph.viz.layout import label_points, layout, reach, trunk_pieces
 from fgraph.viz.scene import Scene, arrow_label, box_lines, norm, number, scene
 
 #: SVG text metrics, in pixels: a monospace font, whose advance is 0.6 em.
@@ -156,15 +156,18 @@ def _svg(s: Scene) -> tuple[str, float, float]:
         sizes[box.key] = (max(map(_width, lines)) + 2 * PAD, len(lines) * LINE + 2 * PAD)
     plan = layout([b.key for b in s.boxes], s.arrows, sizes, hgap=HGAP, vgap=VGAP)
     labels = label_points(plan.routes, 11.0)
-    shared = trunks([a.source for a in s.arrows], plan.routes)
-    parts = [f'<g class="arrow trunk" id="t{key}"><path d="{_path_data(points)}"/></g>'
-             for key, points in shared.items()]
+    parts = [
+        f'<g class="arrow trunk" id="t{p.source}-{p.reach}" data-source="{p.source}" data-reach="{p.reach}">'
+        f'<path d="{_path_data(p.points)}"/></g>'
+        for p in trunk_pieces([a.source for a in s.arrows], plan.routes)
+    ]
     for i, (arrow, route) in enumerate(zip(s.arrows, plan.routes)):
         text = html.escape(arrow_label(arrow))
         x, y = labels[i]
-        trunk = f' data-trunk="t{arrow.source}"' if arrow.source in shared else ""
+        # An arrow past waypoints is drawn as the pieces of its source's trunk up to its reach, then this.
+        way = f' data-source="{arrow.source}" data-reach="{reach(route)}"' if reach(route) else ""
         parts.append(
-            f'<g class="arrow" id="a{i}"{trunk}><path d="{_path_data(route[-2:])}" marker-end="url(#head)"/>'
+            f'<g class="arrow" id="a{i}"{way}><path d="{_path_data(route[-2:])}" marker-end="url(#head)"/>'
             + (f'<text x="{x:.1f}" y="{y + 3:.1f}">{text}</text>' if text else "")
             + "</g>"
         )
@@ -235,15 +238,21 @@ _SCRIPT = r"""
   const steps = data.steps, last = steps.length - 1;
   let step = 0;
   function mark(id, cls, on) { const el = document.getElementById(id); if (el) el.classList.toggle(cls, on); }
-  // An arrow is drawn as its last segment after its source's trunk, shared by the source's arrows.
-  function trunkOf(arrow) {
+  // An arrow past waypoints is drawn as the pieces of its source's trunk up to
+  // its reach (shared with the source's other arrows), then its last segment.
+  const pieces = Array.prototype.slice.call(document.querySelectorAll("g.trunk"));
+  function way(arrow) {
     const el = arrow >= 0 ? document.getElementById("a" + arrow) : null;
-    return el ? el.getAttribute("data-trunk") : null;
+    if (!el || !el.hasAttribute("data-reach")) return null;
+    return {source: el.getAttribute("data-source"), reach: parseInt(el.getAttribute("data-reach"), 10)};
+  }
+  function within(piece, w) {
+    return piece.getAttribute("data-source") === w.source && parseInt(piece.getAttribute("data-reach"), 10) <= w.reach;
   }
   function markArrow(arrow, cls, on) {
     mark("a" + arrow, cls, on);
-    const trunk = trunkOf(arrow);
-    if (trunk) mark(trunk, cls, on);
+    const w = way(arrow);
+    if (w) pieces.forEach(function (p) { if (within(p, w)) p.classList.toggle(cls, on); });
   }
   function requested() {
     const m = /(?:^|[#?&])step=(\d+)/.exec(location.hash + "&" + location.search);
@@ -256,14 +265,17 @@ _SCRIPT = r"""
     if (before.consumer >= 0) mark("b" + before.consumer, "consumer", false);
     if (before.arrow >= 0) markArrow(before.arrow, "current", false);
     step = Math.max(0, Math.min(last, k));
-    const trunksDone = {};
+    const sent = {};  // source -> the furthest reach of its arrows sent so far
     steps.forEach(function (s, i) {
       if (s.arrow >= 0) mark("a" + s.arrow, "done", i > 0 && i <= step);
-      const trunk = trunkOf(s.arrow);
-      if (trunk) trunksDone[trunk] = trunksDone[trunk] || (i > 0 && i <= step);
+      const w = i > 0 && i <= step ? way(s.arrow) : null;
+      if (w && !(sent[w.source] >= w.reach)) sent[w.source] = w.reach;
       mark("line-" + s.line, "done", i < step);
     });
-    Object.keys(trunksDone).forEach(function (id) { mark(id, "done", trunksDone[id]); });
+    pieces.forEach(function (p) {
+      const source = p.getAttribute("data-source"), furthest = sent[source];
+      p.classList.toggle("done", furthest !== undefined && within(p, {source: source, reach: furthest}));
+    });
     const now = steps[step];
     mark("line-" + now.line, "current", true);
     mark("b" + now.receiver, "receiver", true);
