@@ -1360,6 +1360,31 @@ def run_bench(workload_keys, names, repeats: int, target: float, log=print) -> d
     return report
 
 
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` greater than 0."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} greater than 0,"
+                                             f" got {text!r}")
+        return value
+
+    return parse
+
+
+def _check_writable(path: Path) -> None:
+    """Raise ValueError unless a JSON file can be written at ``path`` (checked before the run)."""
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--json {path}: it exists and is not a regular file")
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ValueError(f"--json {path}: {folder} is not a folder this process can write into")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1370,11 +1395,18 @@ def main(argv=None) -> int:
                         help="also time the whole homework: classic design vs scripts/homework.py")
     parser.add_argument("--workloads", help="comma-separated workloads (A,B,C,D,D-ridge,D-mlp,E,F,G)")
     parser.add_argument("--implementations", help=f"comma-separated, from {','.join(IMPLEMENTATIONS)}")
-    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 11, quick 3)")
-    parser.add_argument("--target", type=float, help="seconds per measurement (default 0.15, quick 0.03)")
+    parser.add_argument("--repeats", type=_positive(int), help="interleaved repeats (default 11, quick 3)")
+    parser.add_argument("--target", type=_positive(float), help="seconds per measurement (default 0.15, quick 0.03)")
     args = parser.parse_args(argv)
     workload_keys = args.workloads.split(",") if args.workloads else None
     names = args.implementations.split(",") if args.implementations else None
+    try:  # every argument checked before minutes of measuring, not after
+        select_workloads(workload_keys)
+        select_implementations(names)
+        if args.json is not None:
+            _check_writable(args.json)
+    except ValueError as e:
+        parser.error(str(e))
 
     limits = contextlib.nullcontext()
     with contextlib.suppress(ImportError):

@@ -223,3 +223,19 @@ def test_a_timed_fgraph_jax_measurement_is_the_difference_of_a_short_and_a_long_
     assert calls == [1, long, 1, long] and timing.epochs == long - 1
     calls.clear()
     assert runner.timed(0.0).epochs == long - 1 and calls == [1, long]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--check", "--workloads", "Z"], "unknown workload 'Z'"),
+    (["--check", "--implementations", "foo"], "unknown implementations ['foo']"),
+    (["--quick", "--repeats", "-1"], "argument --repeats: expected an integer greater than 0, got '-1'"),
+    (["--quick", "--target", "0"], "argument --target: expected a number greater than 0, got '0'"),
+    (["--check", "--workloads", "A", "--json", "{tmp}"], "it exists and is not a regular file"),
+    (["--check", "--workloads", "A", "--json", "{tmp}/no/such/folder.json"], "is not a folder this process can"),
+])
+def test_bad_arguments_are_refused_before_anything_is_measured(bench, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setattr(bench, "consistency", lambda *a: pytest.fail("measured before the arguments were checked"))
+    monkeypatch.setattr(bench, "run_bench", lambda *a: pytest.fail("measured before the arguments were checked"))
+    with pytest.raises(SystemExit) as exit_:
+        bench.main([a.format(tmp=tmp_path) for a in args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -24,8 +24,11 @@ import json
 import math
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -46,6 +49,7 @@ from job_cases import assert_every_fit_gets_the_jobs_backend  # noqa: E402
 from assignment import EXPERIMENTS, HOMEWORK  # noqa: E402
 from jobs import Cache, Experiment, LearningCurve, Options, Outcome, Plot, registry, run_job  # noqa: E402
 from jobs.outcome import outside_bands, results_entry, within_published  # noqa: E402
+from jobs.output import OutputError  # noqa: E402
 from jobs.workers import completed, start_method, worker_pool  # noqa: E402
 from report import content  # noqa: E402
 from report.document import Paragraph  # noqa: E402
@@ -568,3 +572,105 @@ def test_workers_are_not_forked_from_a_process_where_jax_runs(monkeypatch):
     assert start_method() == "fork"  # this platform forks; the workers inherit the modules
     monkeypatch.setitem(sys.modules, "jax", types.ModuleType("jax"))
     assert start_method() in ("forkserver", "spawn")  # JAX's threads would not survive a fork
+
+
+# ------------------------------------------------ the output folder
+
+
+def test_a_run_removes_what_an_earlier_run_left_of_experiments_and_figures_it_did_not_make(tmp_path):
+    spec = HOMEWORK.with_experiments(TOY, attrs.evolve(TOY, id="toy2", plots=()))
+    run_job(spec, Options(out=tmp_path, ids=("toy", "toy2")))
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    stale_figure = next(p.filename for k, p in HOMEWORK.plots.items() if k != "curves")
+    (tmp_path / stale_figure).write_bytes(b"\x89PNG an earlier run's")
+    run_job(spec, Options(out=tmp_path, ids=("toy2",), seed=4))
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["toy2.json", "toy2.npz"]
+    assert not (tmp_path / stale_figure).exists() and not (tmp_path / "learning_curves.png").exists()
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"  # not the job's: kept
+    assert list(_results(tmp_path)["experiments"]) == ["toy2"] and not (tmp_path / "INCOMPLETE.txt").exists()
+
+
+def test_a_folder_a_run_died_in_says_so_and_the_next_run_takes_it_over(tmp_path, capsys):
+    broken = HOMEWORK.with_experiments(attrs.evolve(TOY, run=toy_fails))
+    with pytest.raises(SystemExit):
+        run_job(broken, Options(out=tmp_path, ids=("toy",), seed=7))
+    marker = (tmp_path / "INCOMPLETE.txt").read_text(encoding="utf-8")
+    assert "has not finished" in marker and "may mix it with an earlier run" in marker and "seed: 7" in marker
+    capsys.readouterr()
+    run_job(HOMEWORK.with_experiments(TOY), Options(out=tmp_path, ids=("toy",)))
+    assert "the last run into" in capsys.readouterr().err and not (tmp_path / "INCOMPLETE.txt").exists()
+
+
+def test_a_second_run_into_a_folder_another_run_is_writing_into_is_refused(tmp_path):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "INCOMPLETE.txt").write_text(f"A run started ...\npid: {other.pid}\n", encoding="utf-8")
+        with pytest.raises(OutputError, match=f"another run \\(pid {other.pid}\\) is writing into"):
+            run_job(HOMEWORK.with_experiments(TOY), Options(out=tmp_path, ids=("toy",)))
+        assert not (tmp_path / "results.json").exists() and not list((tmp_path / "runs").iterdir())
+    finally:
+        other.kill()
+        other.wait()
+    run_job(HOMEWORK.with_experiments(TOY), Options(out=tmp_path, ids=("toy",)))  # its writer is gone: taken over
+    assert (tmp_path / "results.json").is_file() and not (tmp_path / "INCOMPLETE.txt").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda out: out.write_text("a file"), "it exists and is not a folder"),
+    (lambda out: (out / "results.json").mkdir(parents=True), "results.json exists and is not a regular file"),
+    (lambda out: (out / "runs").parent.mkdir() or (out / "runs").write_text("x"), "runs exists and is not a folder"),
+])
+def test_an_output_folder_that_cannot_take_the_run_is_refused_before_anything_runs(tmp_path, make, message):
+    out = tmp_path / "out"
+    make(out)
+    with pytest.raises(OutputError, match=message):
+        run_job(HOMEWORK.with_experiments(attrs.evolve(TOY, run=toy_fails)), Options(out=out, ids=("toy",)))
+
+
+def test_the_command_says_an_output_folder_is_wrong_without_a_traceback(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = _run(tmp_path / "afile", "--quick", "--only", "linear", "--jobs", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "homework.py: error: --out" in result.stderr and "is not a folder" in result.stderr
+
+
+def test_the_recorded_command_can_be_pasted_back(tmp_path, monkeypatch):
+    out = tmp_path / "dir with spaces" / "ünï"
+    argv = ["homework.py", "--out", str(out), "--only", "toy"]
+    monkeypatch.setattr(sys, "argv", argv)
+    run_job(HOMEWORK.with_experiments(TOY), Options(out=out, ids=("toy",)))
+    assert shlex.split(_results(out)["environment"]["command"]) == argv
+
+
+def _living(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; workers die with their parent on Linux")
+@pytest.mark.parametrize("how, status", [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_stopping_the_job_from_outside_stops_its_workers(tmp_path, how, status):
+    out, pids = tmp_path / "out", tmp_path / "pids"
+    pids.mkdir()
+    code = (f"import sys; sys.path[:0] = [{str(SCRIPTS)!r}, {str(ROOT / 'tests')!r}, {str(ROOT)!r}]; "
+            f"import job_cases; job_cases.run_sleeping_job({str(out)!r}, {str(pids)!r})")
+    job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.1)
+        workers = [int(p.read_text()) for p in pids.iterdir()]
+        assert len(workers) == 2, job.stderr.read() if job.poll() is not None else "the workers did not start"
+        job.send_signal(how)
+        assert job.wait(timeout=60) == status
+        deadline = time.monotonic() + 30
+        while any(map(_living, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_living, workers)), "a worker outlived the job"
+        assert (out / "INCOMPLETE.txt").is_file()  # the folder says the run did not finish
+    finally:
+        job.kill()
+        job.communicate()

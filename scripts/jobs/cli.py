@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import fgraph
+from jobs.output import OutputError
 from jobs.run import Options
 
 
@@ -85,3 +88,24 @@ def options(args: argparse.Namespace, experiments: Mapping) -> Options:
     """The :class:`jobs.Options` of parsed arguments (every experiment unless ``--only``)."""
     return Options(out=args.out, seed=args.seed, ids=args.only or tuple(experiments), quick=args.quick,
                    jobs=args.jobs, show=sys.stderr.isatty(), backend=getattr(args, "backend", "numpy"))
+
+
+def _terminated(signum, frame) -> NoReturn:
+    # An exception, so that every block unwinds: the job stops its workers, files being written are dropped.
+    raise SystemExit(128 + signum)
+
+
+def run_main(main: Callable[[], int], program: str) -> NoReturn:
+    """Run a job's ``main()`` as a command and exit with its status. Ctrl-C
+    (130) and a plain ``kill`` (SIGTERM, 143) stop the worker processes
+    before the command exits; a folder that cannot take the run is an
+    error message (status 2), not a traceback."""
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except OutputError as e:
+        print(f"{program}: error: {e}", file=sys.stderr)
+        sys.exit(2)

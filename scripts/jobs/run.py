@@ -15,7 +15,17 @@ from fgraph.backends import check_backend
 from jobs.experiment import JobSpec
 from jobs.job import Job
 from jobs.outcome import Outcome, outside_bands, results_entry
-from jobs.output import environment, summary_lines, write_json, write_report, write_run_records
+from jobs.output import (
+    check_folder,
+    claimed,
+    environment,
+    environment_command,
+    remove_stale,
+    summary_lines,
+    write_json,
+    write_report,
+    write_run_records,
+)
 
 #: The keys of results.json's "environment" that are measured with a clock.
 ENVIRONMENT_TIMING_KEYS = ["load_average_before", "load_average_after", "experiments_wall_seconds",
@@ -31,7 +41,7 @@ class Options:
     """How to run a job: where, with which seed, which experiments, how fast, on how many processes,
     and on which backend its fits run."""
 
-    out: Path
+    out: Path = attrs.field(converter=Path)
     seed: int = 0
     ids: tuple[str, ...]  # in registry order
     quick: bool = False
@@ -77,7 +87,17 @@ def run_job(spec: JobSpec, options: Options, started: float | None = None) -> Jo
                          f"{' or '.join(spec.backends)} only")
     options = attrs.evolve(options, ids=tuple(i for i in spec.experiments if i in options.ids))  # registry order
     out = options.out
+    figures = [plot.filename for plot in spec.plots.values()]
+    check_folder(out, ["results.json", spec.page, *(["report.pdf"] if spec.pdf else []), *figures])
     (out / "runs").mkdir(parents=True, exist_ok=True)
+    with claimed(out, environment_command(), options.seed):
+        result = _run(spec, options, started)
+    return result
+
+
+def _run(spec: JobSpec, options: Options, started: float) -> JobResult:
+    """:func:`run_job` in a folder it holds."""
+    out = options.out
     load_before = os.getloadavg()
     print(f"running {len(options.ids)} experiment(s){' (quick)' if options.quick else ''} with seed {options.seed} "
           f"on up to {options.jobs} process(es), backend {options.backend}; load average {load_before[0]:.2f}",
@@ -96,6 +116,11 @@ def run_job(spec: JobSpec, options: Options, started: float | None = None) -> Jo
     env = {**env, "total_wall_seconds": time.perf_counter() - started, "timing_keys": ENVIRONMENT_TIMING_KEYS}
     result = attrs.evolve(result, environment=env)
     write_json(out / "results.json", _results(spec, result))
+    removed = remove_stale(out, spec.experiments, options.ids, [p.filename for p in spec.plots.values()],
+                           job.figures.values())
+    if removed:
+        print(f"removed what an earlier run left of experiments and figures this one did not make: "
+              f"{', '.join(removed)}", file=sys.stderr)
     for line in summary_lines(spec.experiments, outcomes):
         print(line)
     print(f"wrote {out}/: results.json, runs/<id>.json, runs/<id>.npz, " + ", ".join(files))

@@ -9,7 +9,10 @@ the worker processes.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 import sys
 import time
 import traceback
@@ -38,11 +41,36 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
+#: Linux's prctl option that has the kernel signal a process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have this worker terminated (SIGTERM) when the process that started
+    it dies, however it dies (a ``kill -9`` of the job included), instead of
+    finishing its task and waiting for more as an orphan. Linux only; a
+    no-op elsewhere, where the job's own SIGTERM handler still stops its
+    workers on a plain ``kill``."""
+    # The job's own SIGTERM handler (jobs.cli.run_main) raises SystemExit, which the pool's worker loop
+    # would catch and send back as a task's result: a worker must simply die of it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl to be found: keep the worker as it was
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
+
+
 def worker_pool(jobs: int) -> ProcessPoolExecutor | None:
-    """``jobs`` worker processes, started by :func:`start_method`, or None for 1."""
+    """``jobs`` worker processes, started by :func:`start_method` (each dies with its parent), or None for 1."""
     if jobs <= 1:
         return None
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(start_method()))
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(start_method()),
+                               initializer=die_with_parent)
 
 
 def progress_bars(show: bool, slot: int) -> Callable:
