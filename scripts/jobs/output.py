@@ -173,7 +173,8 @@ def claimed(out: Path, command: str, seed: int) -> Iterator[None]:
             other = _writer(marker)
             if attempt or (other is not None and other != os.getpid() and _running(other)):
                 raise OutputError(f"another run (pid {other}) is writing into {out}/ ({marker.name}): "
-                                  "wait for it to finish, or choose another --out") from None
+                                  f"wait for it to finish, or choose another --out (or, if no run is going on "
+                                  f"there, delete {marker})") from None
             print(f"note: the last run into {out}/ did not finish ({marker.name}); this run replaces its files",
                   file=sys.stderr, flush=True)
             with contextlib.suppress(FileNotFoundError):
