@@ -645,10 +645,9 @@ def _unresolved(c: _Components, floor: float) -> bool:
     20, a classifier sure of every label whose loss is 0.0) is zero to
     every purpose.
     """
-    size = np.maximum(np.abs(c.analytic), np.abs(c.numeric))
-    if float((size * c.step).max(initial=0.0)) <= NOISE_MARGIN * floor:
+    if float((_claimed_or_measured(c) * c.step).max(initial=0.0)) <= NOISE_MARGIN * floor:
         return False
-    size = np.maximum(size, c.variation)
+    size = _sizes(c)
     top = float(size.max(initial=0.0))
     # in units of the largest component, so that no square under- or overflows
     open_part = np.linalg.norm(_open_parts(c, size) / top)
@@ -660,9 +659,19 @@ def _open_parts(c: _Components, size: np.ndarray) -> np.ndarray:
     return np.where(c.sigma * c.reach > COARSE * c.phi_size, np.minimum(c.sigma, size), 0.0)
 
 
+def _claimed_or_measured(c: _Components) -> np.ndarray:
+    """max(|a|, |n|) per component: the size of its derivative, claimed or measured."""
+    return np.maximum(np.abs(c.analytic), np.abs(c.numeric))
+
+
+def _sizes(c: _Components) -> np.ndarray:
+    """S = max(|a|, |n|, v) per component (:func:`_unresolved`)."""
+    return np.maximum(_claimed_or_measured(c), c.variation)
+
+
 def _open_components(c: _Components) -> np.ndarray:
     """Which components have more than OPEN_SHARE of their size S open."""
-    size = np.maximum(np.maximum(np.abs(c.analytic), np.abs(c.numeric)), c.variation)
+    size = _sizes(c)
     return _open_parts(c, size) > OPEN_SHARE * size
 
 
