@@ -230,6 +230,7 @@ def test_a_trunk_is_drawn_once_in_pieces_and_each_arrow_as_its_pieces_then_its_l
     g, _, _ = rnn(steps=8)
     s, plan = _plan(g)
     pieces = lay.trunk_pieces([a.source for a in s.arrows], plan.routes)
+    assert plan.pieces == tuple(pieces)  # what the renderers draw
     assert any(p.source == g.slots["W_hh"] for p in pieces)
     assert len({(p.source, p.reach) for p in pieces}) == len(pieces)  # each stretch once
     for i, (a, route) in enumerate(zip(s.arrows, plan.routes)):

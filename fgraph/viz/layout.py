@@ -44,7 +44,8 @@ class Layout:
     """Where everything goes: ``centres[key]`` of each box, ``routes[i]``
     the points arrow ``i`` passes through (from its source's right side to
     its target's left side), the ``column`` of each box, and the drawing's
-    ``width`` and ``height`` (everything lies in [0, width] × [0, height])."""
+    ``width`` and ``height`` (everything lies in [0, width] × [0, height]);
+    ``pieces``, the routes' shared trunks as drawn (:func:`trunk_pieces`)."""
 
     centres: Mapping
     sizes: Mapping
@@ -52,6 +53,7 @@ class Layout:
     column: Mapping
     width: float
     height: float
+    pieces: tuple = ()
 
 
 def columns(keys, arrows) -> dict:
@@ -270,6 +272,7 @@ def layout(keys, arrows, sizes: Mapping, hgap: float, vgap: float, port_spacing:
         column=col,
         width=float(lefts[-1] - hgap + 2 * margin),
         height=float(bottom - top + 2 * margin),
+        pieces=tuple(trunk_pieces([a.source for a in arrows], routes)),
     )
 
 

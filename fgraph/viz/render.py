@@ -15,7 +15,7 @@ from fgraph.io import atomic_write
 from fgraph.program import comment_text
 from fgraph.viz import style
 from fgraph.viz.dot import to_dot
-from fgraph.viz.layout import Layout, label_points, layout, trunk_pieces
+from fgraph.viz.layout import Layout, label_points, layout
 from fgraph.viz.scene import Scene, arrow_label, box_lines, number, scene
 
 FORMATS = (".svg", ".png", ".pdf")
@@ -252,7 +252,7 @@ def _arrows(ax, s: Scene, plan: Layout) -> None:
     def shifted(points) -> list:
         return [(x, y + HEADER) for x, y in points]
 
-    for piece in trunk_pieces([a.source for a in s.arrows], plan.routes):
+    for piece in plan.pieces:
         verts, codes = _curve(shifted(piece.points))
         carries = any(s.arrows[i].grad_norm is not None for i in piece.arrows)
         ax.add_artist(PathPatch(MplPath(verts, codes), fill=False, **look(carries)))

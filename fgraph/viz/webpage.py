@@ -29,7 +29,7 @@ from fgraph.graph import Graph
 from fgraph.io import atomic_write
 from fgraph.program import comment_text
 from fgraph.viz import style
-from fgraph.viz.layout import label_points, layout, reach, trunk_pieces
+from fgraph.viz.layout import label_points, layout, reach
 from fgraph.viz.scene import Scene, arrow_label, box_lines, norm, number, scene
 
 #: SVG text metrics, in pixels: a monospace font, whose advance is 0.6 em.
@@ -159,7 +159,7 @@ def _svg(s: Scene) -> tuple[str, float, float]:
     parts = [
         f'<g class="arrow trunk" id="t{p.source}-{p.reach}" data-source="{p.source}" data-reach="{p.reach}">'
         f'<path d="{_path_data(p.points)}"/></g>'
-        for p in trunk_pieces([a.source for a in s.arrows], plan.routes)
+        for p in plan.pieces
     ]
     for i, (arrow, route) in enumerate(zip(s.arrows, plan.routes)):
         text = html.escape(arrow_label(arrow))
