@@ -52,4 +52,9 @@ def run_sleeping_job(out: str, pids: str, seconds: float = 120.0) -> None:
     sleepers = [attrs.evolve(toy, id=f"sleeper{i}", run=_sleeper, settings={"pids": pids, "seconds": seconds})
                 for i in (1, 2)]
     spec = HOMEWORK.with_experiments(*sleepers)
-    cli.run_main(lambda: run_job(spec, Options(out=out, ids=("sleeper1", "sleeper2"), jobs=2)) and 0, "sleeper")
+
+    def main() -> int:
+        run_job(spec, Options(out=out, ids=("sleeper1", "sleeper2"), jobs=2))
+        return 0
+
+    cli.run_main(main, "sleeper")

@@ -599,6 +599,7 @@ def test_a_folder_a_run_died_in_says_so_and_the_next_run_takes_it_over(tmp_path,
     capsys.readouterr()
     run_job(HOMEWORK.with_experiments(TOY), Options(out=tmp_path, ids=("toy",)))
     assert "the last run into" in capsys.readouterr().err and not (tmp_path / "INCOMPLETE.txt").exists()
+    assert not list(tmp_path.glob(".INCOMPLETE*"))  # the marker's draft is gone too
 
 
 def test_a_second_run_into_a_folder_another_run_is_writing_into_is_refused(tmp_path):

@@ -161,26 +161,30 @@ def claimed(out: Path, command: str, seed: int) -> Iterator[None]:
     exception. A run that dies leaves the marker, which says the folder may
     mix two runs; the next run takes the folder over, saying so."""
     marker = out / MARKER
-    text = (f"A run started writing into this folder at "
-            f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')} and has not finished:\n"
-            "until it does, or if it was stopped, the files here may mix it with an earlier run.\n"
-            f"command: {command}\nseed: {seed}\npid: {os.getpid()}\n")
-    for attempt in range(2):
-        try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            break
-        except FileExistsError:
-            other = _writer(marker)
-            if attempt or (other is not None and other != os.getpid() and _running(other)):
-                raise OutputError(f"another run (pid {other}) is writing into {out}/ ({marker.name}): "
-                                  f"wait for it to finish, or choose another --out (or, if no run is going on "
-                                  f"there, delete {marker})") from None
-            print(f"note: the last run into {out}/ did not finish ({marker.name}); this run replaces its files",
-                  file=sys.stderr, flush=True)
-            with contextlib.suppress(FileNotFoundError):
-                marker.unlink()
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    # Written whole under another name, then linked to the marker's name, which fails if it exists:
+    # another run never reads a marker that is there but still empty (and so names no writer).
+    draft = out / f".{MARKER}.{os.getpid()}"
+    draft.write_text(f"A run started writing into this folder at "
+                     f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')} and has not finished:\n"
+                     "until it does, or if it was stopped, the files here may mix it with an earlier run.\n"
+                     f"command: {command}\nseed: {seed}\npid: {os.getpid()}\n", encoding="utf-8")
+    try:
+        for attempt in range(2):
+            try:
+                os.link(draft, marker)
+                break
+            except FileExistsError:
+                other = _writer(marker)
+                if attempt or (other is not None and other != os.getpid() and _running(other)):
+                    raise OutputError(f"another run (pid {other}) is writing into {out}/ ({marker.name}): "
+                                      f"wait for it to finish, or choose another --out (or, if no run is going "
+                                      f"on there, delete {marker})") from None
+                print(f"note: the last run into {out}/ did not finish ({marker.name}); this run replaces its files",
+                      file=sys.stderr, flush=True)
+                with contextlib.suppress(FileNotFoundError):
+                    marker.unlink()
+    finally:
+        draft.unlink()
     yield
     marker.unlink()
 

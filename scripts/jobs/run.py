@@ -87,12 +87,16 @@ def run_job(spec: JobSpec, options: Options, started: float | None = None) -> Jo
                          f"{' or '.join(spec.backends)} only")
     options = attrs.evolve(options, ids=tuple(i for i in spec.experiments if i in options.ids))  # registry order
     out = options.out
-    figures = [plot.filename for plot in spec.plots.values()]
-    check_folder(out, ["results.json", spec.page, *(["report.pdf"] if spec.pdf else []), *figures])
+    check_folder(out, ["results.json", spec.page, *(["report.pdf"] if spec.pdf else []), *_figure_files(spec)])
     (out / "runs").mkdir(parents=True, exist_ok=True)
     with claimed(out, environment_command(), options.seed):
         result = _run(spec, options, started)
     return result
+
+
+def _figure_files(spec: JobSpec) -> list:
+    """The file names of every figure the job can draw (a run draws those of its experiments)."""
+    return [plot.filename for plot in spec.plots.values()]
 
 
 def _run(spec: JobSpec, options: Options, started: float) -> JobResult:
@@ -116,8 +120,7 @@ def _run(spec: JobSpec, options: Options, started: float) -> JobResult:
     env = {**env, "total_wall_seconds": time.perf_counter() - started, "timing_keys": ENVIRONMENT_TIMING_KEYS}
     result = attrs.evolve(result, environment=env)
     write_json(out / "results.json", _results(spec, result))
-    removed = remove_stale(out, spec.experiments, options.ids, [p.filename for p in spec.plots.values()],
-                           job.figures.values())
+    removed = remove_stale(out, spec.experiments, options.ids, _figure_files(spec), job.figures.values())
     if removed:
         print(f"removed what an earlier run left of experiments and figures this one did not make: "
               f"{', '.join(removed)}", file=sys.stderr)
